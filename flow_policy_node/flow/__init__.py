@@ -1,0 +1,1 @@
+"""flow (no ROS imports)."""

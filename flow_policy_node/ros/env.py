@@ -1,0 +1,50 @@
+"""Start-up checks for ROS entry points: clear messages instead of import tracebacks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+SETUP_HINT = (
+    "In this repository's venv run `make setup` (or scripts/setup.sh); in a ROS 2 workspace run "
+    "`colcon build --base-paths src src/flow_policy/flow_policy_msgs` and `source install/setup.bash`."
+)
+
+
+class EnvironmentProblem(RuntimeError):
+    """The ROS environment cannot run our nodes; the message says how to fix it."""
+
+
+def check_ros_environment() -> None:
+    """Raise :class:`EnvironmentProblem` naming what is missing and the command that provides it."""
+    try:
+        importlib.import_module("rclpy")
+    except ImportError as exc:
+        raise EnvironmentProblem(
+            f"ROS 2 Python client library `rclpy` is not importable ({exc}). "
+            "Source your ROS 2 installation (e.g. `source /opt/ros/jazzy/setup.bash`) or use this "
+            f"repository's venv. {SETUP_HINT}"
+        ) from exc
+    try:
+        importlib.import_module("flow_policy_msgs.msg")
+        importlib.import_module("flow_policy_msgs.srv")
+        importlib.import_module("flow_policy_msgs.action")
+    except ImportError as exc:
+        raise EnvironmentProblem(
+            f"The interface package `flow_policy_msgs` is not built or not on the path ({exc}). {SETUP_HINT}"
+        ) from exc
+    # A venv install puts the ament index under sys.prefix; point at it rather than fail.
+    if not os.environ.get("AMENT_PREFIX_PATH") and (Path(sys.prefix) / "share" / "ament_index").is_dir():
+        os.environ["AMENT_PREFIX_PATH"] = sys.prefix
+
+
+def run_node_main(main, argv: list[str] | None = None) -> int:
+    """Run a node ``main(argv)`` after the environment checks; print problems, no traceback."""
+    try:
+        check_ros_environment()
+    except EnvironmentProblem as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return main(sys.argv if argv is None else argv) or 0

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Create .venv with everything flow_policy needs, from nothing. Idempotent: each step
+# is skipped when the inputs it depends on have not changed since it last ran.
+#
+#   scripts/setup.sh            # what `make setup` runs
+#
+# With a system ROS 2 sourced (ROS_DISTRO set), the venv sees its packages
+# (--system-site-packages) and no ROS wheels are installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+STAMPS=$VENV/.stamps
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+fresh() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp() { mkdir -p "$STAMPS"; echo "$2" >"$STAMPS/$1"; }
+
+# 1. Debian packages: a compiler and cmake for the interface package, Mesa for offscreen rendering.
+APT_PKGS="cmake gcc g++ make libosmesa6 libegl1 libgl1 libegl-mesa0 libgles2"
+missing=""
+for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  say "installing Debian packages:$missing"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+# 2. The venv.
+if [ -n "${ROS_DISTRO:-}" ]; then ROS_MODE=system; else ROS_MODE=wheels; fi
+if [ ! -x "$VENV/bin/python" ] || ! fresh venv-mode "$ROS_MODE"; then
+  rm -rf "$VENV"
+  say "creating $VENV (ROS 2 from: $ROS_MODE${ROS_DISTRO:+ $ROS_DISTRO})"
+  if [ "$ROS_MODE" = system ]; then "$PY" -m venv --system-site-packages "$VENV"; else "$PY" -m venv "$VENV"; fi
+  stamp venv-mode "$ROS_MODE"
+fi
+pip_install() {
+  # Quiet, but keep real errors: drop only the notes about absent local index folders.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  return "${PIPESTATUS[0]}"
+}
+
+# 3. Python packages. torch first and pinned so that nothing pulls a CUDA build.
+h=$(hash_of requirements.txt requirements-dev.txt scripts/ros-wheels.txt)
+if ! fresh pip "$h-$ROS_MODE"; then
+  say "installing Python packages (torch 2.13.0 CPU, ROS 2 $ROS_MODE, tools)"
+  pip_install torch==2.13.0
+  pip_install -r requirements.txt -r requirements-dev.txt
+  if [ "$ROS_MODE" = wheels ]; then pip_install -r scripts/ros-wheels.txt; fi
+  stamp pip "$h-$ROS_MODE"
+fi
+
+# 4. flow_policy_msgs, built with plain cmake into the venv prefix.
+h=$(hash_of flow_policy_msgs/CMakeLists.txt flow_policy_msgs/package.xml flow_policy_msgs/*/*)
+if ! fresh msgs "$h" || ! "$VENV/bin/python" -c "import flow_policy_msgs.msg" 2>/dev/null; then
+  say "building flow_policy_msgs"
+  if [ "$ROS_MODE" = wheels ]; then
+    # The wheels' exported cmake files name the include dirs of the machine that built them.
+    "$VENV/bin/python" scripts/fix_wheel_cmake.py "$VENV"
+    export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
+  fi
+  export PATH=$VENV/bin:$PATH
+  build=$VENV/build/flow_policy_msgs
+  rm -rf "$build"
+  cmake -S flow_policy_msgs -B "$build" -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
+    -DPython3_EXECUTABLE="$VENV/bin/python" >"$VENV/build-msgs.log" 2>&1 &&
+    cmake --build "$build" -j"$(nproc)" >>"$VENV/build-msgs.log" 2>&1 &&
+    cmake --install "$build" >>"$VENV/build-msgs.log" 2>&1 ||
+    { tail -30 "$VENV/build-msgs.log"; echo "flow_policy_msgs failed to build; full log: $VENV/build-msgs.log" >&2; exit 1; }
+  stamp msgs "$h"
+fi
+
+# 5. This package: editable, plus the share directory and ament index marker that an
+#    editable install does not create (links, so launch/config edits need no reinstall).
+h=$(hash_of setup.py setup.cfg package.xml)
+if ! fresh pkg "$h" || [ ! -e "$VENV/share/flow_policy_node/package.xml" ]; then
+  say "installing flow_policy_node (editable)"
+  pip_install --no-deps --no-build-isolation -e .
+  share=$VENV/share/flow_policy_node
+  mkdir -p "$share" "$VENV/share/ament_index/resource_index/packages"
+  for d in launch config rviz description package.xml; do ln -sfn "$ROOT/$d" "$share/$d"; done
+  touch "$VENV/share/ament_index/resource_index/packages/flow_policy_node"
+  stamp pkg "$h"
+fi
+say "ready: $VENV"
