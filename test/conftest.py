@@ -26,9 +26,10 @@ if (Path(sys.prefix) / "share" / "ament_index").is_dir():
     if sys.prefix not in prefixes:
         os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
 
-# Domain ids 1..200, spread by pid so that concurrent pytest runs start far apart.
+# Domain ids 1..200, spread by pid so that concurrent pytest runs start far apart
+# (FLOW_POLICY_DOMAIN_BASE pins the start, for runs that must not overlap).
 _domains = itertools.count()
-_base = os.getpid() % 100
+_base = int(os.environ.get("FLOW_POLICY_DOMAIN_BASE", os.getpid() % 100))
 
 
 def next_domain_id() -> int:
