@@ -1,1 +1,1 @@
-"""models (no ROS imports)."""
+"""Observation encoders, velocity networks, FlowPolicy and baselines (no ROS imports)."""

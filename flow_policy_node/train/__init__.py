@@ -1,1 +1,1 @@
-"""train (no ROS imports)."""
+"""Training loop, configs and checkpoints (no ROS imports)."""

@@ -1,0 +1,242 @@
+"""The training loop: read it top to bottom.
+
+    policy = make_policy(...)            # flow, regression or diffusion, same encoders
+    for step in range(steps):
+        batch = next(data)               # dict of tensors (flow_policy_node.observation keys)
+        loss = policy.loss(batch)        # CFM / MSE / DDPM loss
+        loss.backward(); clip; AdamW step; LR warm-up + cosine; EMA update
+    save_checkpoint(out, ema weights)
+
+Multi-GPU: launch with torchrun (``torchrun --nproc_per_node=4 -m flow_policy_node.cli
+train ...``); the loop detects WORLD_SIZE, wraps the policy in DistributedDataParallel
+(NCCL on CUDA, gloo on CPU) and shards the data with a DistributedSampler. Rank 0 logs
+and saves.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from flow_policy_node.models.policy import BasePolicy, PolicyConfig, make_policy
+from flow_policy_node.train.checkpoint import load_train_state, save_checkpoint, save_train_state
+
+
+@dataclass
+class TrainConfig:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    save_every: int = 0  # 0: only at the end
+    resume: bool = False
+    threads: int = 0  # CPU threads for torch (0: torch's default)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        policy = PolicyConfig.from_dict(d.pop("policy", {}))
+        return cls(policy=policy, **d)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _forever(loader: DataLoader, sampler):
+    epoch = 0
+    while True:
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name: str = "") -> BasePolicy:
+    """Train a policy on ``dataset``, write a checkpoint to ``out_dir``, return the EMA policy.
+
+    ``dataset`` yields batch dicts and carries ``stats``, ``tasks``, ``joint_names``,
+    ``cameras``, ``fps`` and ``image_size`` (as ChunkDataset does).
+    """
+    out = Path(out_dir)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = _device(cfg.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    else:
+        rank = 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+    pcfg = copy.deepcopy(cfg.policy)
+    pcfg.fps = float(dataset.fps)
+    pcfg.encoder.cameras = tuple(pcfg.encoder.cameras) if pcfg.encoder.cameras else tuple(dataset.cameras)
+    pcfg.encoder.n_tasks = len(dataset.tasks)
+    pcfg.action_dim = pcfg.encoder.state_dim = len(dataset.joint_names)
+    policy = make_policy(pcfg, dataset.stats, dataset.tasks).to(device)
+    ema = copy.deepcopy(policy).eval().requires_grad_(False)
+    model = torch.nn.parallel.DistributedDataParallel(policy) if distributed else policy
+
+    decay, no_decay = [], []
+    for name, p in policy.named_parameters():
+        (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    step = 0
+    if cfg.resume and (out / "train_state.json").is_file():
+        policy.load_state_dict(load_file(out / "raw.safetensors"))
+        ema.load_state_dict(load_file(out / "model.safetensors"))
+        step = load_train_state(out, optimizer)
+
+    sampler = DistributedSampler(dataset, seed=cfg.seed) if distributed else RandomSampler(dataset)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=len(dataset) > cfg.batch_size,
+        pin_memory=device.type == "cuda",
+    )
+    data = _forever(loader, sampler)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    metrics_path = out / "metrics.csv"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    log_file = open(metrics_path, "a" if step else "w", newline="") if rank == 0 else None  # noqa: SIM115
+    writer = csv.writer(log_file) if log_file else None
+    if writer and not step:
+        writer.writerow(["step", "loss", "lr", "grad_norm", "seconds"])
+    tb = _tensorboard(out) if rank == 0 else None
+    meta = {
+        "joint_names": list(dataset.joint_names),
+        "image_size": list(dataset.image_size),
+        "fps": float(dataset.fps),
+        "horizon": pcfg.horizon,
+        "dataset": dataset_name,
+        "train_config": {k: v for k, v in asdict(cfg).items() if k != "policy"},
+    }
+
+    start = time.perf_counter()
+    bar = tqdm(
+        total=cfg.steps, initial=step, desc=f"train {pcfg.kind}", disable=rank != 0, dynamic_ncols=True
+    )
+    policy.train()
+    while step < cfg.steps:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(data).items()}
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = model.loss(batch) if not distributed else model.module.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        with torch.no_grad():
+            for e, p in zip(ema.state_dict().values(), policy.state_dict().values(), strict=True):
+                if e.dtype.is_floating_point:
+                    e.lerp_(p, 1 - cfg.ema_decay)
+                else:
+                    e.copy_(p)
+        step += 1
+        if writer and (step % cfg.log_every == 0 or step == cfg.steps):
+            row = [
+                step,
+                loss.item(),
+                optimizer.param_groups[0]["lr"],
+                grad_norm.item(),
+                time.perf_counter() - start,
+            ]
+            writer.writerow(row)
+            if tb:
+                tb.add_scalar("loss", row[1], step)
+            bar.set_postfix(loss=f"{row[1]:.4f}")
+        bar.update(1)
+        if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
+            _save(out, ema, optimizer, step, dataset.stats, {**meta, "steps": step}, policy)
+    bar.close()
+    if log_file:
+        log_file.close()
+    if rank == 0:
+        _save(out, ema, optimizer, step, dataset.stats, {**meta, "steps": step}, policy)
+        plot_loss(metrics_path, out / "loss.png")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return ema
+
+
+def _save(out: Path, ema, optimizer, step: int, stats: dict, meta: dict, policy) -> None:
+    save_checkpoint(out, ema, stats, meta)
+    # Raw (non-EMA) weights live in the train state so that resume continues exactly.
+    save_train_state(out, optimizer, step)
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}, out / "raw.safetensors"
+    )
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def plot_loss(metrics_csv: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
