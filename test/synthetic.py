@@ -41,7 +41,8 @@ class BimodalDataset(Dataset):
         self.actions = np.zeros((n, horizon, 7), np.float32)
         self.actions[:, :, 0] = s
         self.actions[:, :, 1] = self.side[:, None] * amp * np.sin(np.pi * s)
-        self.actions += rng.normal(0, 0.01, self.actions.shape).astype(np.float32)
+        # Demonstrator jitter on the moving joints; the others stay still.
+        self.actions[:, :, :2] += rng.normal(0, 0.01, (n, horizon, 2)).astype(np.float32)
         self.stats = {
             ACTION: stats_of(self.actions),
             STATE: stats_of(np.array([[0.0] * 7, [1.0] * 7], np.float32)),

@@ -5,7 +5,6 @@ All take (x (B, H, D), t (B,), cond (B, C), tokens (B, N, d)) and return (B, H, 
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -31,20 +30,42 @@ def time_embedding(t: Tensor, dim: int, max_period: float = 1000.0) -> Tensor:
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
+class ResidualFiLM(nn.Module):
+    """h + MLP(LayerNorm(h) * (1 + scale(c)) + shift(c)): adaLN, as in DiT."""
+
+    def __init__(self, hidden: int, cond: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        self.film = nn.Linear(cond, 2 * hidden)
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        scale, shift = self.film(c).chunk(2, dim=-1)
+        return h + self.mlp(self.norm(h) * (1 + scale) + shift)
+
+
 class MLPVelocity(nn.Module):
+    """Flattened chunk through residual MLP blocks whose norms are modulated by (t, obs).
+
+    Modulating every block, rather than concatenating t at the input only, gives the
+    multiplicative t-x interaction a velocity field needs (v ~ -x / (1 - t) on still joints).
+    """
+
     def __init__(self, cfg: VelocityNetConfig, horizon: int, action_dim: int, cond_dim: int) -> None:
         super().__init__()
         self.cfg, self.h, self.d = cfg, horizon, action_dim
-        dims = [horizon * action_dim + cfg.time_dim + cond_dim] + [cfg.hidden] * cfg.depth
-        layers: list[nn.Module] = []
-        for a, b in itertools.pairwise(dims):
-            layers += [nn.Linear(a, b), nn.SiLU()]
-        layers.append(nn.Linear(dims[-1], horizon * action_dim))
-        self.net = nn.Sequential(*layers)
+        c = cfg.hidden
+        self.cond = nn.Sequential(nn.Linear(cond_dim + cfg.time_dim, c), nn.SiLU())
+        self.inp = nn.Linear(horizon * action_dim, c)
+        self.blocks = nn.ModuleList(ResidualFiLM(c, c) for _ in range(cfg.depth))
+        self.out = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, horizon * action_dim))
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, tokens: Tensor) -> Tensor:
-        inp = torch.cat([x.flatten(1), time_embedding(t, self.cfg.time_dim), cond], dim=-1)
-        return self.net(inp).view(-1, self.h, self.d)
+        c = self.cond(torch.cat([cond, time_embedding(t, self.cfg.time_dim)], dim=-1))
+        h = self.inp(x.flatten(1))
+        for block in self.blocks:
+            h = block(h, c)
+        return self.out(h).view(-1, self.h, self.d)
 
 
 class FiLMBlock(nn.Module):

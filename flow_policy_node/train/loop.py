@@ -163,7 +163,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = model.loss(batch) if not distributed else model.module.loss(batch)
+            loss = model(batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)

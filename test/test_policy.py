@@ -1,0 +1,191 @@
+"""Issue 3: policies, training, checkpoints, multi-process training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import BimodalDataset, ReachDataset
+
+from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
+from flow_policy_node.models.policy import PolicyConfig
+from flow_policy_node.models.velocity import VelocityNetConfig
+from flow_policy_node.observation import Observation
+from flow_policy_node.train.checkpoint import CheckpointError, Expectation, load_policy
+from flow_policy_node.train.loop import TrainConfig, train
+
+HERE = Path(__file__).resolve().parent
+
+
+def small_config(kind: str, steps: int, cameras=(), horizon: int = 16, net: str = "mlp") -> TrainConfig:
+    policy = PolicyConfig(
+        kind=kind,
+        horizon=horizon,
+        encoder=ObservationEncoderConfig(
+            cameras=tuple(cameras), token_dim=32, image=ImageEncoderConfig(width=8, out_dim=32)
+        ),
+        velocity=VelocityNetConfig(kind=net, hidden=256, depth=3),
+    )
+    return TrainConfig(
+        policy=policy, steps=steps, batch_size=128, lr=2e-3, warmup_steps=20, ema_decay=0.9, log_every=50
+    )
+
+
+def modes_hit(chunks: np.ndarray, tol: float = 0.25) -> tuple[float, float, float]:
+    """Fractions of chunks near the left mode, near the right mode, and near neither.
+
+    Distance: RMS over the chunk of the two moving joints (the modes are ~1.4 apart; their
+    average is ~0.7 from each).
+    """
+    left, right = BimodalDataset.mode(side=1), BimodalDataset.mode(side=-1)
+    d_left = np.sqrt(((chunks - left)[:, :, :2] ** 2).mean(axis=(1, 2)))
+    d_right = np.sqrt(((chunks - right)[:, :, :2] ** 2).mean(axis=(1, 2)))
+    return (
+        float((d_left < tol).mean()),
+        float((d_right < tol).mean()),
+        float(((d_left >= tol) & (d_right >= tol)).mean()),
+    )
+
+
+@pytest.fixture(scope="module")
+def bimodal_policies(tmp_path_factory) -> dict:
+    data = BimodalDataset()
+    out = tmp_path_factory.mktemp("bimodal")
+    policies = {}
+    for kind, steps in (("flow", 1500), ("regression", 400)):
+        cfg = small_config(kind, steps)
+        cfg.batch_size = 256
+        policies[kind] = train(cfg, data, out / kind)
+    return policies
+
+
+def sample_many(policy, n: int = 200) -> np.ndarray:
+    data = BimodalDataset()
+    batch = torch.utils.data.default_collate([data[0]] * n)
+    return policy.sample(batch, torch.Generator().manual_seed(1)).numpy()
+
+
+def test_flow_policy_keeps_both_modes_and_regression_averages_them(bimodal_policies) -> None:
+    left, right, neither = modes_hit(sample_many(bimodal_policies["flow"]))
+    assert left >= 0.3 and right >= 0.3, (left, right, neither)
+    reg = sample_many(bimodal_policies["regression"])
+    r_left, r_right, _ = modes_hit(reg)
+    assert r_left == 0 and r_right == 0
+    # Regression lands between the modes: the bulge joint stays near 0 (into the obstacle).
+    assert np.abs(reg[:, 5:11, 1]).max() < 0.5
+
+
+def test_inpainting_keeps_the_committed_prefix(bimodal_policies) -> None:
+    policy = bimodal_policies["flow"]
+    prefix = BimodalDataset.mode(side=-1)[:5]
+    obs = Observation(state=np.zeros(7, np.float32), task="go round")
+    continued = 0
+    for seed in range(20):
+        chunk = policy.predict(obs, prefix=prefix, seed=seed)
+        np.testing.assert_allclose(chunk[:5], prefix, atol=1e-6)
+        continued += chunk[8, 1] < -0.5
+    # Unguided, half the samples would jump to the other side at the seam.
+    assert continued >= 16, continued
+
+
+def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_policies, tmp_path) -> None:
+    trained = bimodal_policies["flow"]
+    out = tmp_path / "rt"
+    from flow_policy_node.train.checkpoint import save_checkpoint
+
+    data = BimodalDataset()
+    save_checkpoint(out, trained, data.stats, {"joint_names": data.joint_names, "image_size": [32, 32]})
+    loaded = load_policy(out)
+    obs = Observation(state=np.zeros(7, np.float32), task="go round")
+    assert np.array_equal(trained.predict(obs, seed=3), loaded.predict(obs, seed=3))
+    assert not list(out.glob("*.pkl")) and not list(out.glob("*.pt"))
+
+    with pytest.raises(CheckpointError, match=r"joint names: checkpoint .*joint_1.* vs robot .*elbow"):
+        load_policy(out, Expectation(joint_names=["elbow"] * 7))
+    with pytest.raises(CheckpointError, match=r"cameras: checkpoint \[\] vs robot \['front'\]"):
+        load_policy(out, Expectation(cameras=["front"]))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_policy(tmp_path / "nowhere")
+    (out / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"lacks \['config.json'\]"):
+        load_policy(out)
+
+
+@pytest.mark.parametrize("net", ["unet", "transformer"])
+def test_image_conditioned_policies_learn_from_pixels(tmp_path, net: str) -> None:
+    data = ReachDataset()
+    policy = train(small_config("flow", 300, cameras=("front",), horizon=8, net=net), data, tmp_path / net)
+    batch = torch.utils.data.default_collate([data[i] for i in range(64)])
+    pred = policy.sample(batch, torch.Generator().manual_seed(0))
+    err = (pred - batch["action"]).abs()[:, -1, 0].mean().item()
+    # The final target spans [-1, 2]; predicting the mean would be off by ~0.85 on average.
+    assert err < 0.3, err
+    assert (tmp_path / net / "loss.png").is_file()
+    rows = (tmp_path / net / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and len(rows) > 3
+
+
+def test_diffusion_baseline_trains_and_samples_both_ways(tmp_path) -> None:
+    cfg = small_config("diffusion", 1500)
+    cfg.batch_size = 256
+    policy = train(cfg, BimodalDataset(), tmp_path / "diff")
+    chunks = sample_many(policy, 100)
+    left, right, _ = modes_hit(chunks, tol=0.4)
+    assert left + right > 0.5, (left, right)
+    policy.cfg.diffusion_sampler = "ddpm"
+    assert np.isfinite(sample_many(policy, 10)).all()
+
+
+def test_resume_continues_the_step_count(tmp_path) -> None:
+    data = BimodalDataset(n=64)
+    cfg = small_config("flow", 40)
+    train(cfg, data, tmp_path)
+    cfg.steps, cfg.resume = 80, True
+    train(cfg, data, tmp_path)
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == [40, 50, 80]
+    assert json.loads((tmp_path / "metadata.json").read_text())["steps"] == 80
+
+
+DDP_SCRIPT = """
+import os, sys, torch
+sys.path.insert(0, {here!r})
+from synthetic import BimodalDataset
+from test_policy import small_config
+from flow_policy_node.train.loop import train
+policy = train(small_config("flow", 30), BimodalDataset(n=256), {out!r})
+from safetensors.torch import save_file
+weights = {{k: v.contiguous() for k, v in policy.state_dict().items()}}
+save_file(weights, {out!r} + f"/rank{{os.environ['RANK']}}.safetensors")
+"""
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_ends_with_identical_replicas(tmp_path) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(here=str(HERE), out=str(tmp_path / "ckpt")))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", "--master_addr=127.0.0.1", "--master_port=29533", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    a, b = (
+        load_file(tmp_path / "ckpt" / "rank0.safetensors"),
+        load_file(tmp_path / "ckpt" / "rank1.safetensors"),
+    )
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
