@@ -48,16 +48,19 @@ class ArmSpec:
 
 
 def description_dir() -> Path:
-    """Directory holding the arm's URDF: the installed share dir, else this source tree."""
+    """Directory holding the arm's URDF: this source tree's, else the installed share dir."""
+    source = Path(__file__).resolve().parent.parent / "description"
+    if source.is_dir():
+        return source
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        share = Path(get_package_share_directory("flow_policy_node")) / "description"
-        if share.is_dir():
-            return share
-    except (ImportError, LookupError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "description"
+        return Path(get_package_share_directory("flow_policy_node")) / "description"
+    except (ImportError, LookupError, OSError) as exc:
+        raise FileNotFoundError(
+            "cannot find flow_policy_node's description/ directory: not in a source checkout and "
+            f"the ament index does not know the package ({exc}); source your workspace's setup.bash"
+        ) from exc
 
 
 def default_urdf() -> Path:

@@ -1,0 +1,142 @@
+"""Closed-loop evaluation of any Policy in the simulator, without ROS.
+
+Receding horizon, as the policy node runs on the robot: predict an (H, D) chunk, execute
+its first ``n_action_steps`` at the control rate, re-plan from the new observation.
+Reports success rate, time to success and smoothness (RMS jerk of the executed joint
+trajectory, rad/s^3), and plots example trajectories.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from flow_policy_node.observation import Policy
+from flow_policy_node.sim.env import ArmEnv, SimConfig
+
+
+@dataclass
+class EvalConfig:
+    tasks: tuple[str, ...] = ("pick_red",)
+    episodes: int = 10
+    seed: int = 1000  # evaluation seeds start here, away from the demo seeds
+    n_action_steps: int = 8
+    max_seconds: float = 10.0
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    time_to_success: float | None
+    rms_jerk: float
+    chunk_ms: list[float]
+    joints: list[list[float]] = field(repr=False)
+
+
+@dataclass
+class TaskReport:
+    success_rate: float
+    mean_time_to_success: float | None
+    rms_jerk: float
+    chunk_ms_p50: float
+    episodes: list[EpisodeResult] = field(repr=False)
+
+
+def rms_jerk(q: np.ndarray, dt: float) -> float:
+    """RMS over time and joints of the third finite difference of joint positions (T, D)."""
+    if len(q) < 4:
+        return 0.0
+    jerk = np.diff(q[:, :6], n=3, axis=0) / dt**3
+    return float(np.sqrt((jerk**2).mean()))
+
+
+def run_episode(env: ArmEnv, policy: Policy, task: str, seed: int, cfg: EvalConfig) -> EpisodeResult:
+    obs = env.reset(task, seed)
+    dt = 1.0 / env.config.fps
+    joints, chunk_ms = [env.joint_positions()], []
+    steps = int(cfg.max_seconds / dt)
+    while len(joints) <= steps and not env.success():
+        t0 = time.perf_counter()
+        chunk = policy.predict(obs, seed=seed * 1000 + len(joints))
+        chunk_ms.append((time.perf_counter() - t0) * 1000)
+        for action in chunk[: cfg.n_action_steps]:
+            obs = env.step(action)
+            joints.append(env.joint_positions())
+            if env.success():
+                break
+    st = env.state
+    return EpisodeResult(
+        task,
+        seed,
+        env.success(),
+        None if st.succeeded_at is None else st.succeeded_at,
+        rms_jerk(np.array(joints), dt),
+        chunk_ms,
+        np.array(joints).round(5).tolist(),
+    )
+
+
+def evaluate(
+    policy: Policy,
+    cfg: EvalConfig,
+    sim: SimConfig | None = None,
+    progress: bool = True,
+    env: ArmEnv | None = None,
+) -> dict[str, TaskReport]:
+    """Run ``cfg.episodes`` seeded episodes per task; ``env`` (closed afterwards) or a new one."""
+    env = env or ArmEnv(sim)
+    reports: dict[str, TaskReport] = {}
+    try:
+        for task in cfg.tasks:
+            seeds = range(cfg.seed, cfg.seed + cfg.episodes)
+            results = [
+                run_episode(env, policy, task, s, cfg)
+                for s in tqdm(seeds, desc=f"eval {task}", disable=not progress, leave=False)
+            ]
+            times = [r.time_to_success for r in results if r.success]
+            reports[task] = TaskReport(
+                success_rate=float(np.mean([r.success for r in results])),
+                mean_time_to_success=float(np.mean(times)) if times else None,
+                rms_jerk=float(np.mean([r.rms_jerk for r in results])),
+                chunk_ms_p50=float(np.median([m for r in results for m in r.chunk_ms])),
+                episodes=results,
+            )
+    finally:
+        env.close()
+    return reports
+
+
+def write_report(reports: dict[str, TaskReport], out: Path, fps: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {t: {k: v for k, v in asdict(r).items() if k != "episodes"} for t, r in reports.items()}
+    (out / "eval.json").write_text(json.dumps(summary, indent=2))
+    plot_trajectories(reports, out / "trajectories.png", fps)
+
+
+def plot_trajectories(reports: dict[str, TaskReport], png: Path, fps: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(reports), figsize=(4.5 * len(reports), 3.2), squeeze=False)
+    for ax, (task, rep) in zip(axes[0], reports.items(), strict=True):
+        for ep in rep.episodes[:3]:
+            q = np.array(ep.joints)
+            t = np.arange(len(q)) / fps
+            for j in range(q.shape[1] - 1):
+                ax.plot(t, q[:, j], color=f"C{j}", alpha=0.8 if ep.success else 0.35, lw=1)
+        ax.set_title(f"{task}: {rep.success_rate:.0%} success")
+        ax.set_xlabel("time [s]")
+        ax.set_ylabel("joint position [rad]")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""Build the MuJoCo model: the arm compiled from description/arm.urdf, plus the world.
+
+Added around the URDF: table (z = 0 is its top, the arm base stands on it), three
+coloured cubes with free joints, an obstacle post, a goal marker (visual only), lights,
+a front camera and a wrist camera, a TCP site, and position actuators for the 7
+commanded joints (the mimic finger follows through an equality constraint).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from flow_policy_node.robot import ArmSpec, default_arm, default_urdf
+from flow_policy_node.sim.tasks import CUBE_COLOURS, CUBE_HALF
+
+HOME = np.array([0.0, 0.35, 1.45, 0.0, 1.35, 0.0, 0.04])  # gripper down above the table
+# Position servo gains per joint (arm joints, then the gripper finger).
+KP = np.array([300, 300, 200, 60, 60, 30, 400.0])
+DAMPING = np.array([30, 30, 20, 4, 4, 2, 20.0])
+
+
+def build_model(
+    arm: ArmSpec | None = None, urdf: Path | None = None, timestep: float = 0.002
+) -> mujoco.MjModel:
+    arm = arm or default_arm()
+    spec = mujoco.MjSpec.from_file(str(urdf or default_urdf()))
+    spec.option.timestep = timestep
+    # Stiff servos on light links: implicit damping keeps them stable at a 2 ms step.
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec.option.impratio = 10
+    spec.visual.global_.offwidth = 640
+    spec.visual.global_.offheight = 480
+    spec.visual.quality.shadowsize = 0  # shadow maps cost ~60 ms a frame in software GL; 2.6 ms without
+    world = spec.worldbody
+
+    for body in spec.bodies:
+        if body.name not in ("world",):
+            body.gravcomp = 1.0  # the arm's controller compensates gravity, as real servos do
+    for joint in spec.joints:
+        if joint.name in arm.joint_names:
+            joint.armature = 0.02  # reflected rotor inertia of geared motors
+    for geom in spec.geoms:
+        if geom.contype:
+            geom.friction = [1.5, 0.02, 0.001]
+
+    world.add_light(pos=[0.4, -0.5, 1.5], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7])
+    world.add_light(pos=[0.8, 0.6, 1.2], dir=[-0.4, -0.4, -1], diffuse=[0.4, 0.4, 0.4])
+    table = world.add_body(name="table", pos=[0.35, 0, -0.02])
+    table.add_geom(
+        name="table_top", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.45, 0.45, 0.02], rgba=[0.8, 0.75, 0.65, 1]
+    )
+
+    for colour, rgba in CUBE_COLOURS.items():
+        cube = world.add_body(name=f"cube_{colour}", pos=[0.4, 0, CUBE_HALF])
+        cube.add_freejoint(name=f"cube_{colour}_free")
+        cube.add_geom(
+            name=f"cube_{colour}_geom",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[CUBE_HALF] * 3,
+            rgba=list(rgba),
+            mass=0.05,
+            friction=[1.5, 0.02, 0.001],
+        )
+    post = world.add_body(name="obstacle", pos=[0.42, 0, -1.0], mocap=True)
+    post.add_geom(
+        name="obstacle_geom",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[0.035, 0.06, 0],
+        rgba=[0.4, 0.4, 0.45, 1],
+    )
+    goal = world.add_body(name="goal", pos=[0.4, 0, -1.0], mocap=True)
+    goal.add_geom(
+        name="goal_geom",
+        type=mujoco.mjtGeom.mjGEOM_SPHERE,
+        size=[0.015, 0, 0],
+        rgba=[1.0, 0.85, 0.1, 0.9],
+        contype=0,
+        conaffinity=0,
+    )
+
+    tcp = spec.body("tcp")
+    tcp.add_site(name="tcp_site", size=[0.005, 0, 0])
+    world.add_camera(name="front", pos=[0.95, 0.0, 0.7], xyaxes=[0, 1, 0, -0.75, 0, 0.66], fovy=55)
+    # Looking along the tool axis (the gripper's +x), fingers at the bottom of the image.
+    spec.body("gripper_base").add_camera(
+        name="wrist", pos=[-0.02, 0, 0.05], xyaxes=[0, -1, 0, 0.3, 0, 1], fovy=75
+    )
+
+    for name, kp, kv in zip(arm.joint_names, KP, DAMPING, strict=True):
+        lim = arm.limits[name]
+        act = spec.add_actuator(name=f"act_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        act.set_to_position(kp=kp, kv=kv)
+        act.ctrlrange = [lim.lower, lim.upper]
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.forcerange = [-200, 200]
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    return spec.compile()
