@@ -1,0 +1,153 @@
+"""teleop_node: the scripted expert as a teleoperator, through the robot's own topics.
+
+For each episode it resets the simulator (/sim/reset), announces the command on
+/flow_policy/command, optionally starts a recorder episode, and streams joint setpoints
+on /arm_controller/joint_trajectory at the control rate, as a teleop device would. It
+plans on a private copy of the scene, reset with the same task and seed as the simulator
+(so both share one layout), and reads the outcome from /sim/task_success. It exits after
+``episodes`` episodes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from flow_policy_node.ros.env import run_node_main
+
+
+def _main(argv: list[str]) -> int:
+    import rclpy
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import Bool, String
+    from trajectory_msgs.msg import JointTrajectory
+
+    from flow_policy_msgs.srv import ResetSim, StartEpisode, StopEpisode
+    from flow_policy_node.ros.conversions import trajectory_msg
+    from flow_policy_node.sim.env import ArmEnv, SimConfig
+    from flow_policy_node.sim.expert import ScriptedExpert
+    from flow_policy_node.sim.tasks import get_task
+
+    class TeleopNode(Node):
+        def __init__(self) -> None:
+            super().__init__("teleop_node")
+            p = self.declare_parameter
+            self.tasks = [get_task(t).name for t in p("tasks", ["pick_red"]).value]
+            self.episodes = int(p("episodes", 1).value)
+            self.seed0 = int(p("seed", 0).value)
+            self.record = bool(p("record", False).value)
+            self.rate = float(p("control_rate", 10.0).value)
+            self.settle = float(p("settle_time", 0.5).value)
+            group = ReentrantCallbackGroup()
+            self.env = ArmEnv(SimConfig(render=False, fps=self.rate))
+            self.names = list(self.env.arm.joint_names)
+            self.traj_pub = self.create_publisher(
+                JointTrajectory, p("trajectory_topic", "/arm_controller/joint_trajectory").value, 10
+            )
+            self.cmd_pub = self.create_publisher(String, p("command_topic", "/flow_policy/command").value, 10)
+            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.success = False
+            self.create_subscription(
+                Bool, "/sim/task_success", self.on_success, latched, callback_group=group
+            )
+            self.reset_cli = self.create_client(ResetSim, "/sim/reset", callback_group=group)
+            self.start_cli = self.create_client(StartEpisode, "/recorder/start_episode", callback_group=group)
+            self.stop_cli = self.create_client(StopEpisode, "/recorder/stop_episode", callback_group=group)
+            self.expert: ScriptedExpert | None = None
+            self.episode_done = threading.Event()
+            self.settle_ticks = 0
+            self.create_timer(1.0 / self.rate, self.on_tick, callback_group=group)
+            self.results: list[bool] = []
+            self.exit_code = 0
+            self.finished = threading.Event()
+            self.worker = threading.Thread(target=self.run_episodes, daemon=True)
+            self.worker.start()
+
+        def on_success(self, msg: Bool) -> None:
+            self.success = msg.data
+
+        def on_tick(self) -> None:
+            expert = self.expert
+            if expert is None:
+                return
+            if not expert.done():
+                self.traj_pub.publish(trajectory_msg(self.names, expert.act()[None], dt=1.0 / self.rate))
+            elif self.settle_ticks > 0:
+                self.settle_ticks -= 1
+            else:
+                self.expert = None
+                self.episode_done.set()
+
+        def call(self, client, request, what: str):
+            if not client.wait_for_service(timeout_sec=20.0):
+                raise RuntimeError(f"{what} service {client.srv_name} is not available")
+            done = threading.Event()
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(30.0):
+                raise RuntimeError(f"{what} service {client.srv_name} did not answer")
+            return future.result()
+
+        def run_episodes(self) -> None:
+            try:
+                for i in range(self.episodes):
+                    task, seed = self.tasks[i % len(self.tasks)], self.seed0 + i
+                    reply = self.call(self.reset_cli, ResetSim.Request(task=task, seed=seed), "reset")
+                    if not reply.success:
+                        raise RuntimeError(reply.message)
+                    self.env.reset(task, seed)
+                    self.success = False
+                    if self.record:
+                        started = self.call(
+                            self.start_cli, StartEpisode.Request(task=reply.command), "recorder"
+                        )
+                        if not started.success:
+                            raise RuntimeError(f"recorder refused the episode: {started.message}")
+                    self.cmd_pub.publish(String(data=reply.command))
+                    self.episode_done.clear()
+                    self.settle_ticks = round(self.settle * self.rate)
+                    self.expert = ScriptedExpert(self.env, seed)
+                    self.episode_done.wait()
+                    self.results.append(self.success)
+                    if self.record:
+                        stopped = self.call(
+                            self.stop_cli, StopEpisode.Request(success=self.success), "recorder"
+                        )
+                        if not stopped.ok:
+                            raise RuntimeError(f"recorder failed to close the episode: {stopped.message}")
+                    self.get_logger().info(
+                        f"episode {i + 1}/{self.episodes} {task} seed {seed}: "
+                        f"{'success' if self.success else 'failure'}"
+                    )
+                self.get_logger().info(f"done: {sum(self.results)}/{len(self.results)} successful")
+                self.exit_code = 0
+            except RuntimeError as exc:
+                self.get_logger().error(str(exc))
+                self.exit_code = 1
+            self.finished.set()
+
+    rclpy.init(args=argv)
+    node = TeleopNode()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not node.finished.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.env.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return node.exit_code
+
+
+def main() -> int:
+    return run_node_main(_main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
