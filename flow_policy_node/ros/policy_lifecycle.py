@@ -64,13 +64,16 @@ from flow_policy_node.ros.conversions import (
 
 
 class PolicyNode(LifecycleNode):
-    def __init__(self) -> None:
-        super().__init__("flow_policy_node")
+    def __init__(self, **kwargs) -> None:
+        """kwargs go to rclpy's Node (context, parameter_overrides, ...)."""
+        super().__init__("flow_policy_node", **kwargs)
         self.cfg = self._declare_config()
         self._lock = threading.RLock()
         self.enabled = True
         self.task = ""  # resolved task text ("" = no command: no motion)
         self.chunk_id = 0
+        self.chunks_since_command = 0  # seeds restart with each command or reset
+        self.inferring = False  # True while the worker is inside policy.predict
         self.inference_ms = 0.0
         self.last_error = ""
         self.holding_reason = ""
@@ -306,7 +309,7 @@ class PolicyNode(LifecycleNode):
     def on_joint_state(self, msg: JointState) -> None:
         try:
             self.cache.put(JOINTS, joint_positions(msg, self.joint_names), self._stamp(msg.header))
-        except ConversionError as exc:
+        except Exception as exc:  # ConversionError and anything unforeseen: hold, never crash the executor
             self.cache.put_error(JOINTS, f"{self.cfg.joint_state_topic}: {exc}")
         if self.cache.primary == JOINTS:
             self._frame.set()
@@ -326,8 +329,10 @@ class PolicyNode(LifecycleNode):
                     warn=False,
                 )
                 rgb = resize_rgb(rgb, self.image_size)
+            if not rgb.flags.writeable:  # a view of the message buffer: torch wants its own copy
+                rgb = rgb.copy()
             self.cache.put(camera, rgb, self._stamp(msg.header))
-        except ConversionError as exc:
+        except Exception as exc:  # ConversionError and anything unforeseen: hold, never crash the executor
             self.cache.put_error(camera, f"{topic}: {exc}")
         if camera == self.cache.primary:
             self._frame.set()
@@ -352,6 +357,7 @@ class PolicyNode(LifecycleNode):
             with self._lock:
                 self.task = res.task
                 self.last_error = ""
+                self.chunks_since_command = 0
             self.get_logger().info(f"command: {res.message}")
             self._frame.set()
         return res
@@ -390,6 +396,7 @@ class PolicyNode(LifecycleNode):
         self.hold("reset")
         with self._lock:
             self.task, self.last_error = "", ""
+            self.chunks_since_command = 0
             if self.cache is not None:
                 self.cache.goal = None
         response.success, response.message = True, "reset: holding, command and goal cleared"
@@ -476,9 +483,13 @@ class PolicyNode(LifecycleNode):
             return last_frame  # wait for a fresh frame: the newest observation, not a repeat
         obs.task = task
         prefix = self.scheduler.prefix(obs.stamp)
-        seed = None if self.cfg.seed < 0 else self.cfg.seed + self.chunk_id
+        seed = None if self.cfg.seed < 0 else self.cfg.seed + self.chunks_since_command
         t0 = time.perf_counter()
-        chunk = self.policy.predict(obs, prefix=prefix, seed=seed)
+        self.inferring = True
+        try:
+            chunk = self.policy.predict(obs, prefix=prefix, seed=seed)
+        finally:
+            self.inferring = False
         self.inference_ms = (time.perf_counter() - t0) * 1e3
         now = self.now()
         self.scheduler.record_delay(now - obs.stamp)
@@ -502,6 +513,7 @@ class PolicyNode(LifecycleNode):
                 return frame  # disabled, reset or re-commanded while inferring: drop it
             self.scheduler.commit(segment, now)
             self.chunk_id += 1
+            self.chunks_since_command += 1
             self._publish(segment)
             self._hold_position = None
             if self.holding_reason:
@@ -627,4 +639,8 @@ class PolicyNode(LifecycleNode):
         if key in self._warned:
             return
         self._warned.add(key)
-        (self.get_logger().warning if warn else self.get_logger().info)(text)
+        # rclpy pins one severity per call site: one call per severity.
+        if warn:
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
