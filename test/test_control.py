@@ -161,3 +161,51 @@ def test_forward_kinematics_matches_mujoco_tcp_site() -> None:
         kin.positions(qs[:, perm], [names[i] for i in perm]), np.array(want), atol=1e-6
     )
     env.close()
+
+
+def test_real_time_chunking_keeps_a_bimodal_flow_policy_on_one_mode(tmp_path) -> None:
+    """Chunks of a policy that may go round a circle either way, 100-200 ms inference delay.
+
+    Independent chunks switch direction at seams (naive); RTC inpaints each new chunk from
+    the committed steps, so it continues the motion and seams look like ordinary steps.
+    """
+    import torch
+    from policy_checkpoints import TASKS, bright_image, train_circle_checkpoint
+
+    from flow_policy_node.control.chunking import simulate
+    from flow_policy_node.observation import Observation
+    from flow_policy_node.train.checkpoint import load_policy
+
+    torch.set_num_threads(1)
+    policy = load_policy(train_circle_checkpoint(tmp_path / "circle", steps=300))
+    images = {"front": bright_image(0.5)}
+    delays = list(np.random.default_rng(0).uniform(0.1, 0.2, 30))
+    start = np.zeros(D)
+    start[0] = 0.5
+
+    def obs(state, t):
+        return Observation(state.astype(np.float32), images, TASKS[0])
+
+    jumps = {
+        mode: simulate(
+            policy, ChunkingConfig(mode=mode, dt=0.1, execution_horizon=4), start, obs, delays
+        ).seam_jump
+        for mode in ("naive", "rtc")
+    }
+    assert jumps["rtc"] <= 2.0, jumps
+    assert jumps["rtc"] < jumps["naive"], jumps
+
+
+@pytest.mark.parametrize("use", ["sim", "real"])
+def test_parameter_files_name_only_known_parameters_with_valid_values(use: str) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from flow_policy_node.control.config import PolicyNodeConfig, config_fields
+
+    path = Path(__file__).resolve().parent.parent / "config" / f"policy_node.{use}.yaml"
+    params = yaml.safe_load(path.read_text())["flow_policy_node"]["ros__parameters"]
+    params.pop("use_sim_time")
+    assert set(params) <= set(config_fields()), set(params) - set(config_fields())
+    assert PolicyNodeConfig(**params).check() == []

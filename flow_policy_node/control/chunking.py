@@ -190,3 +190,68 @@ def seam_jump_ratio(positions: np.ndarray, seams: np.ndarray) -> float:
     inner = steps[~seams]
     scale = float(np.median(inner)) if len(inner) else 1.0
     return float(steps[seams].max() / max(scale, 1e-9)) if seams.any() else 0.0
+
+
+@dataclass
+class Rollout:
+    """Executed targets on the control grid of a :func:`simulate` run.
+
+    positions: (N, D); seams: (N - 1,) True where step n -> n + 1 changes chunk;
+    inference_s: wall time of each policy call.
+    """
+
+    positions: np.ndarray
+    seams: np.ndarray
+    inference_s: list[float]
+
+    @property
+    def seam_jump(self) -> float:
+        return seam_jump_ratio(self.positions, self.seams)
+
+
+def simulate(
+    policy,
+    cfg: ChunkingConfig,
+    start: np.ndarray,
+    make_obs,
+    delays: list[float],
+    frame_dt: float | None = None,
+    seed: int = 0,
+) -> Rollout:
+    """Run the scheduler against ``policy`` in virtual time, one chunk per entry of ``delays``.
+
+    The robot tracks the plan exactly; cameras deliver a frame every ``frame_dt`` (default
+    dt / 4); inference of chunk i takes ``delays[i]`` seconds of virtual time (injected,
+    so runs are reproducible on any machine). ``make_obs(state (D,), t)`` builds the
+    Observation. Scheduling is measured raw (no safety limits, which would hide jumps).
+    """
+    import time
+
+    frame_dt = frame_dt or cfg.dt / 4
+    sched = ChunkScheduler(cfg, policy.horizon)
+    segments: list[Segment] = []
+    t, inference = 0.0, []
+    for i, delay in enumerate(delays):
+        while not sched.due(t):
+            t += frame_dt
+        state = sched.committed(np.array([t]))[0] if sched.has_plan else np.asarray(start, np.float64)
+        tic = time.perf_counter()
+        chunk = policy.predict(make_obs(state, t), prefix=sched.prefix(t), seed=seed + i)
+        inference.append(time.perf_counter() - tic)
+        sched.record_delay(delay)
+        segment = sched.schedule(chunk, t, t + delay, state)
+        if segment is not None:
+            sched.commit(segment, t + delay)
+            segments.append(segment)
+        t += delay
+    # Sample what ran: at each grid time the newest segment that has started.
+    grid = np.arange(segments[0].stamp, segments[-1].stamp, cfg.dt)
+    out, owner = np.zeros((len(grid), len(start))), np.zeros(len(grid), int)
+    for n, tau in enumerate(grid):
+        j = max(k for k, s in enumerate(segments) if s.stamp <= tau + 1e-9)
+        s = segments[j]
+        times = s.stamp + cfg.dt * np.arange(len(s.positions) + 1)
+        full = np.vstack([s.start[None], s.positions])
+        out[n] = [np.interp(tau, times, full[:, d]) for d in range(full.shape[1])]
+        owner[n] = j
+    return Rollout(out, owner[1:] != owner[:-1], inference)
