@@ -3,9 +3,8 @@
 StepDataset: every chunk is a function of the state, the task and the front image, with
 joint-specific offsets, so that a node that reordered joints by index (not by name), lost
 the task, or ignored the image would publish different chunks.
-CircleDataset: two equally likely modes (clockwise / counter-clockwise round a circle in
-joints 1-2): chunks sampled independently may switch mode at a seam, which is what
-real-time chunking must prevent.
+SweepDataset: two equally likely modes (joint 1 sweeping left or right): chunks sampled
+independently may switch mode at a seam, which is what real-time chunking must prevent.
 """
 
 from __future__ import annotations
@@ -73,23 +72,27 @@ class StepDataset(Dataset):
         }
 
 
-class CircleDataset(Dataset):
-    """Joints 1-2 on a circle of radius 0.5; chunks continue round it either way (50/50)."""
+class SweepDataset(Dataset):
+    """Joint 1 sweeps at 0.6 rad/s, left or right with equal probability (bouncing off +-0.4).
 
-    omega = 1.5  # rad/s
+    Every state in [-0.6, 0.6] is seen in training, so a rollout stays in distribution.
+    The mean of the two modes stands still, so a policy that averages them is visible.
+    """
+
+    speed = 0.6  # rad/s
 
     def __init__(self, n: int = 2048, horizon: int = 16) -> None:
-        self.horizon, self.cameras, self.fps = horizon, ("front",), 10.0
+        self.horizon, self.cameras, self.fps = horizon, (), 10.0  # state-only: trains fast
         self.image_size, self.tasks, self.joint_names = (SIZE, SIZE), TASKS, JOINTS
         rng = np.random.default_rng(2)
-        phase = rng.uniform(-np.pi, np.pi, n)
-        self.direction = rng.choice([-1.0, 1.0], n)
         self.state = np.zeros((n, 7), np.float32)
-        self.state[:, 0], self.state[:, 1] = 0.5 * np.cos(phase), 0.5 * np.sin(phase)
+        self.state[:, 0] = rng.uniform(-0.6, 0.6, n)
+        direction = rng.choice([-1.0, 1.0], n)
+        direction[self.state[:, 0] > 0.4] = -1.0
+        direction[self.state[:, 0] < -0.4] = 1.0
         k = np.arange(1, horizon + 1)[None]
-        ph = phase[:, None] + self.direction[:, None] * self.omega * k / self.fps
-        self.actions = np.zeros((n, horizon, 7), np.float32)
-        self.actions[:, :, 0], self.actions[:, :, 1] = 0.5 * np.cos(ph), 0.5 * np.sin(ph)
+        self.actions = np.repeat(self.state[:, None, :], horizon, axis=1)
+        self.actions[:, :, 0] += direction[:, None] * self.speed * k / self.fps
         self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
 
     def __len__(self) -> int:
@@ -102,17 +105,16 @@ class CircleDataset(Dataset):
             TASK_INDEX: torch.tensor(0),
             ACTION: torch.from_numpy(self.actions[i]),
             ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
-            image_key("front"): torch.full((3, SIZE, SIZE), 0.5),
         }
 
 
-def tiny_config(steps: int, horizon: int, hidden: int = 128) -> TrainConfig:
+def tiny_config(steps: int, horizon: int, hidden: int = 128, cameras=("front",)) -> TrainConfig:
     policy = PolicyConfig(
         kind="flow",
         horizon=horizon,
         steps=10,
         encoder=ObservationEncoderConfig(
-            cameras=("front",), token_dim=32, image=ImageEncoderConfig(width=8, out_dim=32, blocks=(1, 1))
+            cameras=cameras, token_dim=32, image=ImageEncoderConfig(width=8, out_dim=32, blocks=(1, 1))
         ),
         velocity=VelocityNetConfig(kind="mlp", hidden=hidden, depth=3),
     )
@@ -134,6 +136,7 @@ def train_step_checkpoint(out: Path, steps: int = 200) -> Path:
     return out
 
 
-def train_circle_checkpoint(out: Path, steps: int = 600) -> Path:
-    train(tiny_config(steps, horizon=16, hidden=256), CircleDataset(), out, dataset_name="synthetic-circle")
+def train_sweep_checkpoint(out: Path, steps: int = 600) -> Path:
+    cfg = tiny_config(steps, horizon=16, hidden=256, cameras=())
+    train(cfg, SweepDataset(), out, dataset_name="synthetic-sweep")
     return out

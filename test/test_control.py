@@ -163,37 +163,27 @@ def test_forward_kinematics_matches_mujoco_tcp_site() -> None:
     env.close()
 
 
-def test_real_time_chunking_keeps_a_bimodal_flow_policy_on_one_mode(tmp_path) -> None:
-    """Chunks of a policy that may go round a circle either way, 100-200 ms inference delay.
-
-    Independent chunks switch direction at seams (naive); RTC inpaints each new chunk from
-    the committed steps, so it continues the motion and seams look like ordinary steps.
-    """
-    import torch
-    from policy_checkpoints import TASKS, bright_image, train_circle_checkpoint
-
-    from flow_policy_node.control.chunking import simulate
-    from flow_policy_node.observation import Observation
-    from flow_policy_node.train.checkpoint import load_policy
-
-    torch.set_num_threads(1)
-    policy = load_policy(train_circle_checkpoint(tmp_path / "circle", steps=300))
-    images = {"front": bright_image(0.5)}
-    delays = list(np.random.default_rng(0).uniform(0.1, 0.2, 30))
-    start = np.zeros(D)
-    start[0] = 0.5
-
-    def obs(state, t):
-        return Observation(state.astype(np.float32), images, TASKS[0])
-
-    jumps = {
-        mode: simulate(
-            policy, ChunkingConfig(mode=mode, dt=0.1, execution_horizon=4), start, obs, delays
-        ).seam_jump
-        for mode in ("naive", "rtc")
-    }
-    assert jumps["rtc"] <= 2.0, jumps
-    assert jumps["rtc"] < jumps["naive"], jumps
+def test_rtc_eases_out_of_the_plan_where_a_new_chunk_disagrees_beyond_its_prefix() -> None:
+    """A chunk that keeps the committed prefix but then heads the other way (another mode)."""
+    dt, h = 0.1, 16
+    plans = {}
+    for mode in ("naive", "rtc"):
+        s = ChunkScheduler(ChunkingConfig(mode=mode, dt=dt, delay_margin_steps=0), horizon=h)
+        s.commit(s.schedule(ramp(0.0, dt, h), 0.0, 0.0, np.zeros(D)), now=0.0)
+        s.record_delay(0.2)
+        prefix = s.prefix(0.4)  # committed: 0.5, 0.6
+        other = ramp(0.4, dt, h)
+        other[:, 0] = 0.4 - dt * np.arange(1, h + 1)  # turns back after the prefix
+        if prefix is not None:
+            other[: len(prefix)] = prefix  # what the policy's inpainting guarantees
+        seg = s.schedule(other, 0.4, 0.6, np.zeros(D), 0 if prefix is None else len(prefix))
+        plans[mode] = np.concatenate([[seg.start[0]], seg.positions[:, 0]])
+    steps = {m: np.abs(np.diff(p)) for m, p in plans.items()}
+    assert steps["naive"].max() > 5 * dt  # jumps across the seam
+    assert plans["rtc"][0] == pytest.approx(0.6)  # takes over where the committed steps end
+    assert steps["rtc"][0] < 1.5 * dt  # the seam itself is an ordinary step
+    assert steps["rtc"].max() < 0.6 * steps["naive"].max()  # turns round over the overlap, no jump
+    assert plans["rtc"][-1] == pytest.approx(plans["naive"][-1])  # and ends where the new chunk goes
 
 
 @pytest.mark.parametrize("use", ["sim", "real"])

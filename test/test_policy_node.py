@@ -394,3 +394,45 @@ def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) ->
         node.close()
         executor.shutdown()
         node.destroy_node()
+
+
+def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint, tmp_path) -> None:
+    """Closed loop with sim_node: /clock, 96x96 images resized to 32x32, chunks executed."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from flow_policy_msgs.msg import PolicyStatus
+    from flow_policy_node.ros.conversions import joint_positions, stamp_to_sec
+
+    params = params_file(tmp_path, checkpoint, use_sim_time=True, command=TASKS[0])
+    with (
+        node_process("sim_node", "--ros-args", "-p", "task:=reach", "-p", "seed:=1") as sim,
+        node_process("policy_node", "--ros-args", "--params-file", params) as pol,
+    ):
+        node = Node("closed_loop_probe", context=rclpy_context)
+        try:
+            joints, traj, status, clock = Collector(), Collector(), Collector(), Collector()
+            node.create_subscription(JointState, "/joint_states", joints, 50)
+            qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+            node.create_subscription(JointTrajectory, TRAJ, traj, qos)
+            node.create_subscription(PolicyStatus, "/flow_policy/status", status, 10)
+            node.create_subscription(Clock, "/clock", clock, 10)
+            assert spin_until(node, lambda: len(joints) > 0, 60), output(sim)
+            q0 = joint_positions(joints.messages[-1], JOINTS)
+            assert spin_until(node, lambda: sum(len(m.points) > 1 for m in traj.messages) >= 5, 90), (
+                status.messages[-1] if len(status) else output(pol)
+            )
+            now = stamp_to_sec(clock.messages[-1].clock)
+            for msg in traj.messages[-3:]:
+                assert now - 2.0 < stamp_to_sec(msg.header.stamp) < now + 2.0  # stamped in sim time
+            q1 = joint_positions(joints.messages[-1], JOINTS)
+            # The trained task ramps joint_1 up by 0.02 rad per step: the sim must follow.
+            assert q1[0] - q0[0] > 0.05, (q0, q1)
+            running = [m for m in status.messages if m.state == "running"]
+            assert running and 0 <= running[-1].observation_age_s < 0.5
+        finally:
+            node.destroy_node()
+    assert pol.returncode == 0, output(pol)

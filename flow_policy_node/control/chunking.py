@@ -63,6 +63,7 @@ class Segment:
     start: np.ndarray
     positions: np.ndarray
     first_step: int  # k0: index of positions[0] in the chunk
+    fresh_from: int = 0  # index in positions of the first step not fixed by the prefix (the seam)
 
 
 class ChunkScheduler:
@@ -132,10 +133,13 @@ class ChunkScheduler:
 
     # --- a new chunk ------------------------------------------------------------------------
 
-    def schedule(self, chunk: np.ndarray, t_obs: float, now: float, current: np.ndarray) -> Segment | None:
+    def schedule(
+        self, chunk: np.ndarray, t_obs: float, now: float, current: np.ndarray, prefix_len: int = 0
+    ) -> Segment | None:
         """The part of ``chunk`` (H, D) still in the future at ``now``, joined per ``mode``.
 
         current: (D,) measured joint positions, the start when there is no plan yet.
+        prefix_len: K, the length of the prefix the chunk was inpainted from (rtc).
         Returns None when the whole chunk is already in the past (inference took > H dt).
         """
         dt = self.cfg.dt
@@ -150,7 +154,33 @@ class ChunkScheduler:
             self.history = [(t, p) for t, p in self.history if t[-1] > stamp]
             self.history.append((times, np.asarray(chunk, np.float64)))
             positions = self._ensemble(times[k0:])
-        return Segment(stamp, start, positions, k0)
+        elif self.cfg.mode == "rtc" and self.has_plan:
+            positions = self._soft_mask(positions, times[k0:], max(prefix_len, k0))
+        return Segment(stamp, start, positions, k0, fresh_from=max(0, prefix_len - k0))
+
+    def _soft_mask(self, positions: np.ndarray, times: np.ndarray, frozen: int) -> np.ndarray:
+        """Ease from the old plan into the new chunk over the rest of their overlap.
+
+        Real-time chunking's soft mask (Black et al. 2025) weights the old chunk beyond the
+        frozen prefix with weights that decay to 0 across the overlap. The guided prefix
+        fixes what must not change; this keeps a new chunk that still disagrees with the
+        plan beyond it (measured: often, with short prefixes) from turning that into a jump.
+        We apply the mask to the output, with a cosine ramp w_j = (1 + cos(pi (j + 1) /
+        (L + 1))) / 2 over the L overlapping free steps: it starts at ~1, so the first free
+        step continues the plan (the paper's exponential starts near 0.6 for short overlaps).
+        positions: (M, D) chunk steps H-M .. H-1; times: (M,); frozen: first free chunk step.
+        """
+        covered = times <= self.plan_end + 1e-9
+        first_free = max(0, frozen - (self.horizon - len(positions)))  # positions[0] is step H - M
+        last = int(np.nonzero(covered)[0].max()) if covered.any() else -1
+        if last < first_free:
+            return positions
+        idx = np.arange(first_free, last + 1)
+        n = len(idx)
+        w = (0.5 * (1 + np.cos(np.pi * np.arange(1, n + 1) / (n + 1))))[:, None]
+        out = positions.copy()
+        out[idx] = w * self.committed(times[idx]) + (1 - w) * positions[idx]
+        return out
 
     def _ensemble(self, times: np.ndarray) -> np.ndarray:
         """Weighted mean over the chunks (oldest first) that cover each time."""
@@ -221,13 +251,14 @@ def simulate(
     """Run the scheduler against ``policy`` in virtual time, one chunk per entry of ``delays``.
 
     The robot tracks the plan exactly; cameras deliver a frame every ``frame_dt`` (default
-    dt / 4); inference of chunk i takes ``delays[i]`` seconds of virtual time (injected,
-    so runs are reproducible on any machine). ``make_obs(state (D,), t)`` builds the
-    Observation. Scheduling is measured raw (no safety limits, which would hide jumps).
+    dt: one grid for all chunks, so no interpolation blurs a seam); inference of chunk i
+    takes ``delays[i]`` seconds of virtual time (injected, so runs are reproducible on any
+    machine). ``make_obs(state (D,), t)`` builds the Observation. Scheduling is measured
+    raw (no safety limits, which would hide jumps).
     """
     import time
 
-    frame_dt = frame_dt or cfg.dt / 4
+    frame_dt = frame_dt or cfg.dt
     sched = ChunkScheduler(cfg, policy.horizon)
     segments: list[Segment] = []
     t, inference = 0.0, []
@@ -236,22 +267,23 @@ def simulate(
             t += frame_dt
         state = sched.committed(np.array([t]))[0] if sched.has_plan else np.asarray(start, np.float64)
         tic = time.perf_counter()
-        chunk = policy.predict(make_obs(state, t), prefix=sched.prefix(t), seed=seed + i)
+        prefix = sched.prefix(t)
+        chunk = policy.predict(make_obs(state, t), prefix=prefix, seed=seed + i)
         inference.append(time.perf_counter() - tic)
         sched.record_delay(delay)
-        segment = sched.schedule(chunk, t, t + delay, state)
+        segment = sched.schedule(chunk, t, t + delay, state, 0 if prefix is None else len(prefix))
         if segment is not None:
             sched.commit(segment, t + delay)
             segments.append(segment)
-        t += delay
-    # Sample what ran: at each grid time the newest segment that has started.
+        t = math.ceil((t + delay) / frame_dt - 1e-9) * frame_dt  # the next frame after the chunk
+    # Sample what ran: at each grid time the newest segment that has started. A seam is the
+    # step into a segment's first freshly generated point (after its prefix, if any).
     grid = np.arange(segments[0].stamp, segments[-1].stamp, cfg.dt)
-    out, owner = np.zeros((len(grid), len(start))), np.zeros(len(grid), int)
+    out, seam = np.zeros((len(grid), len(start))), np.zeros(len(grid), bool)
     for n, tau in enumerate(grid):
-        j = max(k for k, s in enumerate(segments) if s.stamp <= tau + 1e-9)
-        s = segments[j]
+        s = next(s for s in reversed(segments) if s.stamp <= tau + 1e-9)
         times = s.stamp + cfg.dt * np.arange(len(s.positions) + 1)
         full = np.vstack([s.start[None], s.positions])
         out[n] = [np.interp(tau, times, full[:, d]) for d in range(full.shape[1])]
-        owner[n] = j
-    return Rollout(out, owner[1:] != owner[:-1], inference)
+        seam[n] = abs(tau - times[s.fresh_from + 1]) < 1e-6
+    return Rollout(out, seam[1:], inference)
