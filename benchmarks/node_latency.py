@@ -193,7 +193,7 @@ def main() -> int:
     )
     parser.add_argument("--samples", type=int, default=100, help="images for the latency measurement")
     parser.add_argument("--chunks", type=int, default=60, help="chunks per seam rollout")
-    parser.add_argument("--sweep-steps", type=int, default=1000, help="training steps of the bimodal policy")
+    parser.add_argument("--sweep-steps", type=int, default=1500, help="training steps of the bimodal policy")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "node.json")
     args = parser.parse_args()
 
