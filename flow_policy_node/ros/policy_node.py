@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from flow_policy_node.ros.env import run_node_main
+from flow_policy_node.ros.env import run_node_main, spin
 
 
 def _main(argv: list[str]) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
 
     from flow_policy_msgs.msg import PolicyStatus
     from flow_policy_msgs.srv import SetEnabled
@@ -43,15 +43,8 @@ def _main(argv: list[str]) -> int:
             msg.observation_age_s = -1.0
             self.status_pub.publish(msg)
 
-    rclpy.init(args=argv)
-    node = PolicyNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    spin(PolicyNode())
     return 0
 
 
