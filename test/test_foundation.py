@@ -66,7 +66,7 @@ def test_missing_interfaces_give_a_clear_message(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("module", ["flow", "models", "data", "train", "sim"])
+@pytest.mark.parametrize("module", ["flow", "models", "data", "train", "sim", "control"])
 def test_core_packages_do_not_import_rclpy(module: str) -> None:
     code = (
         f"import sys, importlib, pkgutil, flow_policy_node.{module} as m\n"

@@ -1,0 +1,139 @@
+"""Tiny checkpoints trained on synthetic data, for the policy node's tests and benchmark.
+
+StepDataset: every chunk is a function of the state, the task and the front image, with
+joint-specific offsets, so that a node that reordered joints by index (not by name), lost
+the task, or ignored the image would publish different chunks.
+CircleDataset: two equally likely modes (clockwise / counter-clockwise round a circle in
+joints 1-2): chunks sampled independently may switch mode at a seam, which is what
+real-time chunking must prevent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from synthetic import JOINTS, stats_of
+from torch.utils.data import Dataset
+
+from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
+from flow_policy_node.models.policy import PolicyConfig
+from flow_policy_node.models.velocity import VelocityNetConfig
+from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, image_key
+from flow_policy_node.train.loop import TrainConfig, train
+
+TASKS = ["pick up the red cube", "reach the point"]
+SIZE = 32
+STEP = np.array([0.02, -0.015, 0.01, 0.0, 0.0, 0.0, 0.001], np.float32)  # per step, task 0
+
+
+def bright_image(level: float) -> np.ndarray:
+    """(SIZE, SIZE, 3) uint8: the front image's brightness tells joint 4 where to go."""
+    return np.full((SIZE, SIZE, 3), round(level * 255), np.uint8)
+
+
+def step_chunk(state: np.ndarray, task: int, level: float, horizon: int) -> np.ndarray:
+    """(H, D) the chunk StepDataset teaches: ramps from the state, sign by task, joint 4 by image."""
+    k = np.arange(1, horizon + 1, dtype=np.float32)[:, None]
+    sign = 1.0 if task == 0 else -1.0
+    out = state[None] + sign * k * STEP[None]
+    out[:, 3] = state[3] + k[:, 0] * 0.02 * (level - 0.5)
+    return out
+
+
+class StepDataset(Dataset):
+    def __init__(self, n: int = 512, horizon: int = 8) -> None:
+        self.horizon, self.cameras, self.fps = horizon, ("front",), 10.0
+        self.image_size, self.tasks, self.joint_names = (SIZE, SIZE), TASKS, JOINTS
+        rng = np.random.default_rng(0)
+        self.state = rng.uniform(-0.5, 0.5, (n, 7)).astype(np.float32)
+        self.state[:, 6] = rng.uniform(0.0, 0.03, n)
+        self.task = rng.integers(0, 2, n)
+        self.level = rng.choice([0.0, 1.0], n)
+        self.actions = np.stack(
+            [
+                step_chunk(s, t, lv, horizon)
+                for s, t, lv in zip(self.state, self.task, self.level, strict=True)
+            ]
+        )
+        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            STATE: torch.from_numpy(self.state[i]),
+            GOAL: torch.zeros(3),
+            TASK_INDEX: torch.tensor(int(self.task[i])),
+            ACTION: torch.from_numpy(self.actions[i]),
+            ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
+            image_key("front"): torch.full((3, SIZE, SIZE), float(self.level[i])),
+        }
+
+
+class CircleDataset(Dataset):
+    """Joints 1-2 on a circle of radius 0.5; chunks continue round it either way (50/50)."""
+
+    omega = 1.5  # rad/s
+
+    def __init__(self, n: int = 2048, horizon: int = 16) -> None:
+        self.horizon, self.cameras, self.fps = horizon, ("front",), 10.0
+        self.image_size, self.tasks, self.joint_names = (SIZE, SIZE), TASKS, JOINTS
+        rng = np.random.default_rng(2)
+        phase = rng.uniform(-np.pi, np.pi, n)
+        self.direction = rng.choice([-1.0, 1.0], n)
+        self.state = np.zeros((n, 7), np.float32)
+        self.state[:, 0], self.state[:, 1] = 0.5 * np.cos(phase), 0.5 * np.sin(phase)
+        k = np.arange(1, horizon + 1)[None]
+        ph = phase[:, None] + self.direction[:, None] * self.omega * k / self.fps
+        self.actions = np.zeros((n, horizon, 7), np.float32)
+        self.actions[:, :, 0], self.actions[:, :, 1] = 0.5 * np.cos(ph), 0.5 * np.sin(ph)
+        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            STATE: torch.from_numpy(self.state[i]),
+            GOAL: torch.zeros(3),
+            TASK_INDEX: torch.tensor(0),
+            ACTION: torch.from_numpy(self.actions[i]),
+            ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
+            image_key("front"): torch.full((3, SIZE, SIZE), 0.5),
+        }
+
+
+def tiny_config(steps: int, horizon: int, hidden: int = 128) -> TrainConfig:
+    policy = PolicyConfig(
+        kind="flow",
+        horizon=horizon,
+        steps=10,
+        encoder=ObservationEncoderConfig(
+            cameras=("front",), token_dim=32, image=ImageEncoderConfig(width=8, out_dim=32, blocks=(1, 1))
+        ),
+        velocity=VelocityNetConfig(kind="mlp", hidden=hidden, depth=3),
+    )
+    return TrainConfig(
+        policy=policy,
+        steps=steps,
+        batch_size=128,
+        lr=2e-3,
+        warmup_steps=20,
+        ema_decay=0.9,
+        log_every=50,
+        threads=1,
+    )
+
+
+def train_step_checkpoint(out: Path, steps: int = 200) -> Path:
+    torch.manual_seed(0)
+    train(tiny_config(steps, horizon=8), StepDataset(), out, dataset_name="synthetic-step")
+    return out
+
+
+def train_circle_checkpoint(out: Path, steps: int = 600) -> Path:
+    train(tiny_config(steps, horizon=16, hidden=256), CircleDataset(), out, dataset_name="synthetic-circle")
+    return out
