@@ -29,13 +29,14 @@ def stamp_to_sec(stamp: Time) -> float:
 
 
 def sec_to_stamp(t: float) -> Time:
-    sec = math.floor(t)
-    return Time(sec=int(sec), nanosec=round((t - sec) * 1e9) % 1_000_000_000)
+    # Through integer nanoseconds: floor(2.9999999996) + round(frac) would give 2.0 s.
+    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def sec_to_duration(t: float) -> Duration:
-    sec = math.floor(t)
-    return Duration(sec=int(sec), nanosec=round((t - sec) * 1e9) % 1_000_000_000)
+    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
+    return Duration(sec=sec, nanosec=nanosec)
 
 
 def duration_to_sec(d: Duration) -> float:

@@ -48,3 +48,37 @@ def run_node_main(main, argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return main(sys.argv if argv is None else argv) or 0
+
+
+def spin(node, executor=None, cleanup=None) -> None:
+    """Spin ``node`` until SIGINT/SIGTERM, then run ``cleanup`` and shut rclpy down.
+
+    Call after ``rclpy.init(args=..., signal_handler_options=SignalHandlerOptions.NO)``:
+    with rclpy's own handler the context dies inside the signal, before a node can
+    finish its work (a recorder closing its bag); here the signal ends the spin and the
+    cleanup runs while the context is still valid.
+    """
+    import signal
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    executor = executor or SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        # spin_once with a timeout, not spin(): the wait must return now and then for
+        # Python to deliver the signal as KeyboardInterrupt.
+        while rclpy.ok(context=node.context):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if cleanup is not None:
+            cleanup()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()

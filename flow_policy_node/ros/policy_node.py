@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import sys
 
-from flow_policy_node.ros.env import run_node_main
+from flow_policy_node.ros.env import run_node_main, spin
 
 
 def _main(argv: list[str]) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from flow_policy_node.ros.policy_lifecycle import PolicyNode
 
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = PolicyNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(node, MultiThreadedExecutor(num_threads=4), node.close)
     return 0
 
 

@@ -14,15 +14,16 @@ import sys
 import threading
 import time
 
-from flow_policy_node.ros.env import run_node_main
+from flow_policy_node.ros.env import run_node_main, spin
 
 
 def _main(argv: list[str]) -> int:
     import rclpy
     from geometry_msgs.msg import Point, PointStamped, Pose, PoseArray
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Bool
@@ -187,18 +188,9 @@ def _main(argv: list[str]) -> int:
             self.thread.join(timeout=2.0)
             self.env.close()
 
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = SimNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(node, MultiThreadedExecutor(), node.shutdown)
     return 0
 
 

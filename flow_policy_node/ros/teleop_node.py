@@ -22,6 +22,7 @@ def _main(argv: list[str]) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile
+    from rclpy.signals import SignalHandlerOptions
     from std_msgs.msg import Bool, String
     from trajectory_msgs.msg import JointTrajectory
 
@@ -129,7 +130,7 @@ def _main(argv: list[str]) -> int:
                 self.exit_code = 1
             self.finished.set()
 
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = TeleopNode()
     executor = MultiThreadedExecutor()
     executor.add_node(node)

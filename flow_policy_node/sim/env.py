@@ -75,7 +75,9 @@ class ArmEnv:
     def reset(self, task: str, seed: int) -> Observation:
         t = get_task(task)
         layout = sample_layout(t, seed)
+        now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
+        self.data.time = now  # simulated time never runs backwards (it is the ROS clock)
         q = self.home + layout.start_offset
         if t.name == "obstacle":
             start = np.array([0.42, layout.obstacle[1] - 0.18, 0.07]) + layout.start_offset[:3] * 0.3

@@ -1,7 +1,8 @@
 """The one registry of tasks: names, command texts, randomised initial states, success.
 
 pick_<colour>: "pick up the <colour> cube"; success: that cube lifted >= 5 cm, the others
-               not (< 2 cm).
+               not (< 2 cm). The goal point is the cube's initial position (what a detector
+               or an RViz click on /clicked_point provides).
 reach:         "reach the point"; success: the TCP within 2 cm of a goal point.
 obstacle:      "reach the goal around the obstacle"; a low post stands between start and goal;
                success: goal within 2 cm reached without ever touching the post. Expert
@@ -28,7 +29,7 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    **{f"pick_{c}": Task(f"pick_{c}", f"pick up the {c} cube", False) for c in CUBE_COLOURS},
+    **{f"pick_{c}": Task(f"pick_{c}", f"pick up the {c} cube", True) for c in CUBE_COLOURS},
     "reach": Task("reach", "reach the point", True),
     "obstacle": Task("obstacle", "reach the goal around the obstacle", True),
 }
@@ -71,6 +72,11 @@ def sample_layout(task: Task, seed: int) -> Layout:
         if all(np.linalg.norm(p - q) > 0.09 for q in cubes.values()):
             cubes[list(CUBE_COLOURS)[len(cubes)]] = p
     goal = obstacle = None
+    if task.name.startswith("pick_"):
+        # The target object's position, as a detector or an operator's click in RViz would
+        # give it; the images still show the scene, the goal says where to grasp.
+        xy = cubes[task.name.removeprefix("pick_")]
+        goal = np.array([xy[0], xy[1], CUBE_HALF])
     if task.name == "reach":
         goal = np.array([rng.uniform(0.3, 0.5), rng.uniform(-0.2, 0.2), rng.uniform(0.12, 0.3)])
     if task.name == "obstacle":

@@ -1,0 +1,472 @@
+"""rosbag2 episodes -> LeRobotDataset v3 (no rclpy: bags are read with ``rosbags``).
+
+Time base: a message's header stamp when it has one that is non-zero, else the bag's
+log (receive) time. Header stamps are what the robot measured; log times include
+transport delay. Every stream is resampled onto an exact grid t_k = t_0 + k / fps, where
+t_0 is the first instant every required stream has data:
+
+- state and images: the latest sample at or before t_k; older than ``max_gap`` s counts
+  as a gap (a dropped tick);
+- action: the commanded joint targets at t_k + 1/fps, from the trajectory that is active
+  then (interpolated between its points; joints it does not name keep the state), or
+  the next state when no trajectory topic is configured;
+- task: the episode's recorded task, else the first command on the command topic;
+- goal: the latest goal point at or before t_k, zeros when none.
+
+Each episode gets a validation report (frames, gap ticks, duplicated samples, stamp
+jitter, out-of-order stamps); episodes with too many gaps, NaNs, missing topics or joints,
+no task or no data are skipped with the reason, never written half-right.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from PIL import Image as PILImage
+from rosbags.highlevel import AnyReader
+from tqdm import tqdm
+
+from flow_policy_node.data import lerobot
+from flow_policy_node.observation import ACTION, GOAL, STATE, image_key
+from flow_policy_node.robot import default_arm
+
+
+class ConversionError(ValueError):
+    """The input as a whole cannot be converted; the text says why."""
+
+
+class EpisodeSkipped(Exception):
+    """One episode cannot be converted; the text says why."""
+
+
+@dataclass
+class ConvertConfig:
+    fps: float = 10.0
+    state_topic: str = "/joint_states"
+    cameras: dict[str, str] = field(
+        default_factory=lambda: {"front": "/camera/front/image_raw", "wrist": "/camera/wrist/image_raw"}
+    )
+    action_topic: str | None = "/arm_controller/joint_trajectory"
+    command_topic: str = "/flow_policy/command"
+    goal_topic: str = "/clicked_point"
+    joint_names: list[str] = field(default_factory=lambda: list(default_arm().joint_names))
+    image_size: tuple[int, int] | None = None  # (h, w); None keeps the recorded size
+    max_gap: float = 0.25  # s without a sample before a tick counts as a gap
+    max_gap_fraction: float = 0.05  # more gap ticks than this skips the episode
+    max_out_of_order: float = 0.01  # fraction of a stream's stamps allowed to go backwards (then sorted)
+
+
+@dataclass
+class EpisodeReport:
+    bag: str
+    frames: int = 0
+    gap_ticks: int = 0
+    duplicated_samples: int = 0
+    jitter_ms: dict[str, float] = field(default_factory=dict)
+    out_of_order: dict[str, int] = field(default_factory=dict)
+    skipped: str = ""
+    task: str = ""
+    success: str = "unknown"
+
+
+def find_bags(paths: list[Path]) -> list[Path]:
+    bags: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if (p / "metadata.yaml").is_file():
+            bags.append(p)
+        elif p.is_dir():
+            bags.extend(sorted(m.parent for m in p.rglob("metadata.yaml")))
+        else:
+            raise ConversionError(f"{p} is neither a rosbag2 directory nor a directory of bags")
+    if not bags:
+        raise ConversionError(
+            f"no rosbag2 bags (directories with metadata.yaml) under {[str(p) for p in paths]}"
+        )
+    return bags
+
+
+def _stamp(msg, log_ns: int) -> float:
+    header = getattr(msg, "header", None)
+    if header is not None and (header.stamp.sec or header.stamp.nanosec):
+        return header.stamp.sec + header.stamp.nanosec * 1e-9
+    return log_ns * 1e-9
+
+
+def _image_rgb(msg, msgtype: str) -> np.ndarray:
+    if msgtype.endswith("CompressedImage"):
+        import io
+
+        with PILImage.open(io.BytesIO(bytes(msg.data))) as im:
+            return np.asarray(im.convert("RGB"))
+    enc = msg.encoding.lower()
+    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}.get(enc)
+    if ch is None:
+        raise EpisodeSkipped(f"image encoding {msg.encoding!r} not supported")
+    rows = np.frombuffer(bytes(msg.data), np.uint8)[: msg.step * msg.height].reshape(msg.height, msg.step)
+    img = rows[:, : msg.width * ch].reshape(msg.height, msg.width, ch)
+    if enc == "mono8":
+        return np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[:, :, 2::-1] if enc.startswith("bgr") else img[:, :, :3])
+
+
+@dataclass
+class Stream:
+    times: list[float] = field(default_factory=list)
+    values: list = field(default_factory=list)
+    out_of_order: int = 0
+
+    def add(self, t: float, v) -> None:
+        if self.times and t < self.times[-1]:
+            self.out_of_order += 1
+        self.times.append(t)
+        self.values.append(v)
+
+
+def read_episode(bag: Path, cfg: ConvertConfig) -> tuple[dict[str, Stream], dict]:
+    """Deserialise the configured topics of one bag into time-stamped streams."""
+    wanted = {cfg.state_topic: "state", cfg.command_topic: "command", cfg.goal_topic: "goal"}
+    wanted.update({topic: f"camera:{cam}" for cam, topic in cfg.cameras.items()})
+    if cfg.action_topic:
+        wanted[cfg.action_topic] = "action"
+    streams: dict[str, Stream] = {}
+    try:
+        with AnyReader([bag]) as reader:
+            info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+            custom = info.get("custom_data") or {}
+            conns = [c for c in reader.connections if c.topic in wanted]
+            for conn, log_ns, raw in reader.messages(connections=conns):
+                msg = reader.deserialize(raw, conn.msgtype)
+                kind = wanted[conn.topic]
+                t = _stamp(msg, log_ns)
+                if kind == "state":
+                    index = {n: i for i, n in enumerate(msg.name)}
+                    missing = [n for n in cfg.joint_names if n not in index]
+                    if missing:
+                        raise EpisodeSkipped(
+                            f"joint names differ: {cfg.state_topic} lacks {missing} (has {list(msg.name)})"
+                        )
+                    value = np.array([msg.position[index[n]] for n in cfg.joint_names], np.float64)
+                    if not np.all(np.isfinite(value)):
+                        raise EpisodeSkipped(f"non-finite joint positions in {cfg.state_topic} at t={t:.3f}")
+                elif kind.startswith("camera:"):
+                    value = raw, conn.msgtype  # decoded only at the ticks that use it
+                elif kind == "action":
+                    value = _trajectory(msg, cfg.joint_names, t)
+                elif kind == "command":
+                    value = msg.data
+                else:
+                    value = np.array([msg.point.x, msg.point.y, msg.point.z], np.float32)
+                streams.setdefault(kind, Stream()).add(t, value)
+    except EpisodeSkipped:
+        raise
+    except Exception as exc:  # rosbags raises many types for damaged files
+        raise EpisodeSkipped(f"unreadable bag ({type(exc).__name__}: {exc})") from exc
+    return streams, custom
+
+
+def _trajectory(msg, joint_names: list[str], t: float):
+    names = list(msg.joint_names)
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    pos = np.full((len(msg.points), len(joint_names)), np.nan)
+    for k, point in enumerate(msg.points):
+        for j, name in enumerate(joint_names):
+            if name in names:
+                pos[k, j] = point.positions[names.index(name)]
+    return times, pos
+
+
+def _latest(stream: Stream, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the latest sample at or before each tick, and its age (s)."""
+    times = np.asarray(stream.times)
+    idx = np.searchsorted(times, ticks, side="right") - 1
+    age = np.where(idx >= 0, ticks - times[np.maximum(idx, 0)], np.inf)
+    return idx, age
+
+
+def resample(streams: dict[str, Stream], custom: dict, cfg: ConvertConfig, report: EpisodeReport) -> dict:
+    required = ["state", *(f"camera:{c}" for c in cfg.cameras)] + (["action"] if cfg.action_topic else [])
+    topic_of = {"state": cfg.state_topic, "action": cfg.action_topic}
+    topic_of.update({f"camera:{c}": t for c, t in cfg.cameras.items()})
+    if not streams:
+        raise EpisodeSkipped("empty episode: none of the configured topics has messages")
+    missing = [topic_of[k] for k in required if k not in streams]
+    if missing:
+        raise EpisodeSkipped(f"missing topics {missing}")
+    for key, s in streams.items():
+        report.out_of_order[key] = s.out_of_order
+        if s.out_of_order > cfg.max_out_of_order * len(s.times):
+            raise EpisodeSkipped(f"{s.out_of_order} out-of-order timestamps on {topic_of.get(key, key)}")
+        if s.out_of_order:
+            order = np.argsort(s.times, kind="stable")
+            s.times = [s.times[i] for i in order]
+            s.values = [s.values[i] for i in order]
+    t0 = max(streams[k].times[0] for k in required)
+    t1 = min(streams[k].times[-1] for k in required if k != "action")
+    n = int(np.floor((t1 - t0) * cfg.fps + 1e-9)) + 1
+    if n < 2:
+        raise EpisodeSkipped(f"episode too short: {max(t1 - t0, 0):.2f} s of overlapping data")
+    ticks = t0 + np.arange(n) / cfg.fps
+
+    gaps = np.zeros(n, bool)
+    idx_state, age = _latest(streams["state"], ticks)
+    gaps |= age > cfg.max_gap
+    states = np.array(streams["state"].values)[idx_state]
+    images = {}
+    for cam in cfg.cameras:
+        s = streams[f"camera:{cam}"]
+        idx, age = _latest(s, ticks)
+        gaps |= age > cfg.max_gap
+        report.duplicated_samples += int(n - len(np.unique(idx)))
+        images[cam] = [s.values[i] for i in idx]
+    for key, s in streams.items():
+        if key in required and len(s.times) > 2:
+            report.jitter_ms[key] = float(np.std(np.diff(s.times)) * 1000)
+    report.gap_ticks = int(gaps.sum())
+    if gaps.mean() > cfg.max_gap_fraction:
+        raise EpisodeSkipped(f"{gaps.sum()} of {n} ticks have no sample within {cfg.max_gap} s")
+
+    if cfg.action_topic:
+        actions = _commanded(streams["action"], ticks + 1.0 / cfg.fps, states)
+    else:
+        actions = np.vstack([states[1:], states[-1:]])
+    if not np.all(np.isfinite(actions)):
+        raise EpisodeSkipped("non-finite commanded joint targets")
+    goals = np.zeros((n, 3), np.float32)
+    if "goal" in streams:
+        idx, _ = _latest(streams["goal"], ticks)
+        values = np.array(streams["goal"].values)
+        goals[idx >= 0] = values[idx[idx >= 0]]
+    task = custom.get("task") or (streams["command"].values[0] if "command" in streams else "")
+    if not task:
+        raise EpisodeSkipped(f"no task: neither episode metadata nor {cfg.command_topic} names one")
+    report.task, report.success, report.frames = task, str(custom.get("success", "unknown")), n
+    return {"state": states, "action": actions, "goal": goals, "images": images, "task": task}
+
+
+def _commanded(stream: Stream, times: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """Joint targets at ``times`` from the trajectory active at each time (JTC semantics)."""
+    starts = np.asarray(stream.times)
+    out = states.copy()
+    for k, t in enumerate(times):
+        i = np.searchsorted(starts, t, side="right") - 1
+        if i < 0:
+            continue
+        rel_times, pos = stream.values[i]
+        rel = t - starts[i]
+        for j in range(pos.shape[1]):
+            col = pos[:, j]
+            if np.isfinite(col).all():
+                out[k, j] = np.interp(rel, rel_times, col) if len(col) > 1 else col[0]
+    return out
+
+
+def _stats(x: np.ndarray) -> dict[str, list]:
+    x = x.reshape(len(x), -1).astype(np.float64)
+    out = {
+        "mean": x.mean(0).tolist(),
+        "std": x.std(0).tolist(),
+        "min": x.min(0).tolist(),
+        "max": x.max(0).tolist(),
+        "count": [len(x)],
+    }
+    for q in lerobot.QUANTILES:
+        out[f"q{round(q * 100):02d}"] = np.quantile(x, q, axis=0).tolist()
+    return out
+
+
+class VideoWriter:
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(path), "w")
+        self.stream = self.container.add_stream(lerobot.VIDEO_CODEC, rate=round(fps))
+        self.stream.height, self.stream.width = size
+        self.stream.pix_fmt = lerobot.VIDEO_PIX_FMT
+        self.stream.options = {"crf": lerobot.VIDEO_CRF, "preset": "veryfast", "g": "2"}
+        self.frames = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def convert(
+    bags: list[Path], out: Path, cfg: ConvertConfig | None = None, progress: bool = True
+) -> list[EpisodeReport]:
+    """Convert ``bags`` into a LeRobot v3 dataset at ``out``; returns one report per bag."""
+    cfg = cfg or ConvertConfig()
+    bags = find_bags(bags)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConversionError(f"output directory {out} is not empty")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    reports: list[EpisodeReport] = []
+    tasks: list[str] = []
+    columns: dict[str, list] = {k: [] for k in ("state", "action", "goal", "episode", "frame", "task", "ts")}
+    image_sample: dict[str, list[np.ndarray]] = {c: [] for c in cfg.cameras}
+    videos: dict[str, VideoWriter] = {}
+    episodes: list[dict] = []
+    rng = np.random.default_rng(0)
+    for bag in tqdm(bags, desc="convert", unit="episode", disable=not progress):
+        report = EpisodeReport(str(bag))
+        reports.append(report)
+        try:
+            ep = resample(*read_episode(bag, cfg), cfg, report)
+            frames = {cam: [_image_rgb(*_decode(raw)) for raw in raws] for cam, raws in ep["images"].items()}
+        except EpisodeSkipped as exc:
+            report.skipped = str(exc)
+            tqdm.write(f"skipped {bag}: {exc}")
+            continue
+        n = len(ep["state"])
+        e = len(episodes)
+        if ep["task"] not in tasks:
+            tasks.append(ep["task"])
+        row = {"episode_index": e, "tasks": [ep["task"]], "length": n, "success": report.success}
+        row.update({"data/chunk_index": 0, "data/file_index": 0})
+        row.update(
+            {"dataset_from_index": len(columns["state"]), "dataset_to_index": len(columns["state"]) + n}
+        )
+        for cam, imgs in frames.items():
+            if cfg.image_size:
+                imgs = [_resize(i, cfg.image_size) for i in imgs]
+            key = image_key(cam)
+            if key not in videos:
+                videos[key] = VideoWriter(tmp / lerobot.video_file(key), cfg.fps, imgs[0].shape[:2])
+            w = videos[key]
+            start = w.frames / cfg.fps
+            for img in imgs:
+                if img.shape[:2] != (w.stream.height, w.stream.width):
+                    img = _resize(img, (w.stream.height, w.stream.width))
+                w.add(img)
+            row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0})
+            row.update(
+                {f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": w.frames / cfg.fps}
+            )
+            for i in rng.choice(n, size=min(n, 20), replace=False):
+                image_sample[cam].append(imgs[i])
+        episodes.append(row)
+        columns["state"].extend(ep["state"])
+        columns["action"].extend(ep["action"])
+        columns["goal"].extend(ep["goal"])
+        columns["episode"].extend([e] * n)
+        columns["frame"].extend(range(n))
+        columns["task"].extend([tasks.index(ep["task"])] * n)
+        columns["ts"].extend(np.arange(n) / cfg.fps)
+    for w in videos.values():
+        w.close()
+    if not episodes:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reasons = "; ".join(f"{Path(r.bag).name}: {r.skipped}" for r in reports)
+        raise ConversionError(f"no episode could be converted ({reasons})")
+    _write_tables(tmp, cfg, columns, episodes, tasks, image_sample, videos)
+    (tmp / "meta" / "conversion_report.json").write_text(json.dumps([asdict(r) for r in reports], indent=2))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return reports
+
+
+def _decode(value):
+    raw, msgtype = value
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.LATEST).deserialize_cdr(raw, msgtype), msgtype
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(PILImage.fromarray(img).resize((size[1], size[0]), PILImage.BILINEAR))
+
+
+def _write_tables(tmp, cfg, columns, episodes, tasks, image_sample, videos) -> None:
+    d = len(cfg.joint_names)
+    state = np.array(columns["state"], np.float32)
+    action = np.array(columns["action"], np.float32)
+    goal = np.array(columns["goal"], np.float32)
+    n = len(state)
+
+    def fixed(x: np.ndarray, width: int) -> pa.Array:
+        return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), width)
+
+    table = pa.table(
+        {
+            STATE: fixed(state, d),
+            ACTION: fixed(action, d),
+            GOAL: fixed(goal, 3),
+            "timestamp": pa.array(np.array(columns["ts"], np.float32)),
+            "frame_index": pa.array(np.array(columns["frame"], np.int64)),
+            "episode_index": pa.array(np.array(columns["episode"], np.int64)),
+            "index": pa.array(np.arange(n, dtype=np.int64)),
+            "task_index": pa.array(np.array(columns["task"], np.int64)),
+        }
+    )
+    (tmp / lerobot.data_file()).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, tmp / lerobot.data_file())
+    meta = tmp / "meta"
+    (meta / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(episodes), tmp / lerobot.EPISODES_PATH)
+    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "task": tasks}), meta / "tasks.parquet")
+    stats = {STATE: _stats(state), ACTION: _stats(action), GOAL: _stats(goal)}
+    features = {
+        STATE: {"dtype": "float32", "shape": [d], "names": list(cfg.joint_names)},
+        ACTION: {"dtype": "float32", "shape": [d], "names": list(cfg.joint_names)},
+        GOAL: {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]},
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+        "index": {"dtype": "int64", "shape": [1], "names": None},
+        "task_index": {"dtype": "int64", "shape": [1], "names": None},
+    }
+    for cam in cfg.cameras:
+        key = image_key(cam)
+        w = videos[key]
+        features[key] = {
+            "dtype": "video",
+            "shape": [w.stream.height, w.stream.width, 3],
+            "names": ["height", "width", "channels"],
+            "info": {
+                "video.height": w.stream.height,
+                "video.width": w.stream.width,
+                "video.codec": "h264",
+                "video.pix_fmt": lerobot.VIDEO_PIX_FMT,
+                "video.is_depth_map": False,
+                "video.fps": cfg.fps,
+                "video.channels": 3,
+                "has_audio": False,
+            },
+        }
+        pixels = np.stack(image_sample[cam]).astype(np.float64) / 255.0  # (N, h, w, 3)
+        per_channel = pixels.transpose(3, 0, 1, 2).reshape(3, -1).T
+        s = _stats(per_channel[:: max(1, len(per_channel) // 200000)])
+        stats[key] = {k: [[[v]] for v in vals] if k != "count" else vals for k, vals in s.items()}
+    info = {
+        "codebase_version": lerobot.CODEBASE_VERSION,
+        "robot_type": "flow_arm",
+        "total_episodes": len(episodes),
+        "total_frames": n,
+        "total_tasks": len(tasks),
+        "chunks_size": 1000,
+        "data_files_size_in_mb": 100,
+        "video_files_size_in_mb": 500,
+        "fps": cfg.fps,
+        "splits": {"train": f"0:{len(episodes)}"},
+        "data_path": lerobot.DATA_PATH,
+        "video_path": lerobot.VIDEO_PATH,
+        "features": features,
+    }
+    (meta / "info.json").write_text(json.dumps(info, indent=2))
+    (meta / "stats.json").write_text(json.dumps(stats, indent=2))

@@ -1,0 +1,237 @@
+"""recorder_node: records episodes of the configured topics to rosbag2, losing nothing.
+
+Subscriptions are generic and raw: any message type (custom ones included) is resolved
+from the ROS graph and its serialized bytes go to the bag untouched. A writer thread
+does the I/O, so callbacks only enqueue; reliable QoS with deep queues keeps up with
+camera rates. Bags are split every ``roll_period`` s (see data/bag_writer.py), so a
+killed recorder loses at most that much. Episodes start and stop through
+/recorder/start_episode and /recorder/stop_episode (or automatically on each command
+when ``auto_episodes`` is set); a write error stops the episode and is reported, never
+skipped over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import queue
+import sys
+import threading
+from pathlib import Path
+
+from flow_policy_node.ros.env import run_node_main, spin
+
+DEFAULT_TOPICS = [
+    "/joint_states",
+    "/camera/front/image_raw",
+    "/camera/wrist/image_raw",
+    "/arm_controller/joint_trajectory",
+    "/flow_policy/command",
+    "/clicked_point",
+    "/sim/task_success",
+]
+
+
+def _main(argv: list[str]) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
+    from std_msgs.msg import String
+
+    from flow_policy_msgs.srv import StartEpisode, StopEpisode
+    from flow_policy_node.data.bag_writer import (
+        BagWriteError,
+        EpisodeBag,
+        find_msg_definition,
+        make_typestore,
+    )
+    from flow_policy_node.robot import default_arm
+
+    class RecorderNode(Node):
+        def __init__(self) -> None:
+            super().__init__("recorder_node")
+            p = self.declare_parameter
+            self.out_dir = Path(p("output_dir", "bags").value).expanduser()
+            self.storage = p("storage", "mcap").value
+            self.topics = list(p("topics", DEFAULT_TOPICS).value)
+            self.roll_period = float(p("roll_period", 1.0).value)
+            self.auto = bool(p("auto_episodes", False).value)
+            self.command_topic = p("command_topic", "/flow_policy/command").value
+            self.depth = int(p("queue_depth", 1000).value)
+            self.joint_names = list(p("joint_names", list(default_arm().joint_names)).value)
+            self.queue: queue.Queue = queue.Queue()
+            self.lock = threading.Lock()
+            self.bag: EpisodeBag | None = None
+            self.episode_id = self._next_episode_id()
+            self.error = ""
+            self.subscribed: dict[str, str] = {}
+            self.typestore = make_typestore()
+            self.create_service(StartEpisode, "/recorder/start_episode", self.on_start)
+            self.create_service(StopEpisode, "/recorder/stop_episode", self.on_stop)
+            if self.auto:
+                self.create_subscription(String, self.command_topic, self.on_command, 10)
+            self.create_timer(0.2, self.discover)
+            self.writer = threading.Thread(target=self.write_loop, daemon=True)
+            self.writer.start()
+            self.discover()
+            self.get_logger().info(f"recording {self.topics} to {self.out_dir} ({self.storage})")
+
+        def _next_episode_id(self) -> int:
+            existing = [
+                int(d.name.split("_")[-1]) for d in self.out_dir.glob("episode_*") if d.name[-1].isdigit()
+            ]
+            return max(existing, default=-1) + 1
+
+        # --- subscriptions: resolve each topic's type from the graph, then subscribe raw ---
+
+        def discover(self) -> None:
+            known = dict(self.get_topic_names_and_types())
+            for topic in self.topics:
+                if topic in self.subscribed or topic not in known:
+                    continue
+                msgtype = known[topic][0]
+                pkg, _, name = msgtype.split("/")
+                try:
+                    cls = getattr(importlib.import_module(f"{pkg}.msg"), name)
+                except (ImportError, AttributeError):
+                    self.get_logger().error(f"cannot record {topic}: message package {pkg} is not importable")
+                    self.subscribed[topic] = msgtype
+                    continue
+                if msgtype not in self.typestore.fielddefs:
+                    text = find_msg_definition(
+                        msgtype, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+                    )
+                    if text is None:
+                        self.get_logger().error(f"cannot record {topic}: no definition of {msgtype} found")
+                        self.subscribed[topic] = msgtype
+                        continue
+                    self.typestore = make_typestore({msgtype: text})
+                qos = QoSProfile(
+                    depth=self.depth,
+                    history=HistoryPolicy.KEEP_LAST,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE,
+                )
+                if topic == "/clicked_point" or topic.endswith("task_success"):
+                    qos.durability = DurabilityPolicy.TRANSIENT_LOCAL  # latched goals / outcomes
+                self.create_subscription(
+                    cls, topic, lambda data, t=topic: self.on_message(t, data), qos, raw=True
+                )
+                self.subscribed[topic] = msgtype
+                with self.lock:
+                    if self.bag is not None:
+                        self.bag.add_topic(topic, msgtype)
+
+        def on_message(self, topic: str, data: bytes) -> None:
+            if self.bag is not None:
+                self.queue.put((topic, self.get_clock().now().nanoseconds, data))
+
+        def on_command(self, msg) -> None:
+            with self.lock:
+                active = self.bag is not None
+            if active:
+                self.finish(success=False)
+            self.start(msg.data)
+
+        # --- episodes --------------------------------------------------------------------
+
+        def start(self, task: str) -> tuple[bool, str]:
+            with self.lock:
+                if self.bag is not None:
+                    return False, f"episode {self.episode_id} is still recording; stop it first"
+                path = self.out_dir / f"episode_{self.episode_id:04d}"
+                try:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                    bag = EpisodeBag(
+                        path,
+                        self.storage,
+                        self.roll_period,
+                        custom_data={
+                            "task": task,
+                            "joint_names": ",".join(self.joint_names),
+                            "success": "unknown",
+                        },
+                        typestore=self.typestore,
+                    )
+                except (BagWriteError, OSError) as exc:
+                    self.get_logger().error(str(exc))
+                    return False, str(exc)
+                for topic, msgtype in self.subscribed.items():
+                    bag.add_topic(topic, msgtype)
+                self.error = ""
+                self.bag = bag
+            self.get_logger().info(f"episode {self.episode_id} started: {task!r} -> {path}")
+            return True, str(path)
+
+        def finish(self, success: bool, discard: bool = False) -> tuple[bool, str, object]:
+            with self.lock:
+                bag = self.bag
+            if bag is None:
+                return False, "no episode is recording", None
+            self.queue.join()  # everything received so far is in the bag
+            with self.lock:
+                self.bag = None
+            bag.custom_data["success"] = str(bool(success)).lower()
+            try:
+                bag.close()
+            except BagWriteError as exc:
+                self.error = str(exc)
+            if discard:
+                import shutil
+
+                shutil.rmtree(bag.path, ignore_errors=True)
+            ok = not self.error
+            msg = self.error or f"episode {self.episode_id} saved: {sum(bag.counts.values())} messages"
+            (self.get_logger().info if ok else self.get_logger().error)(msg)
+            self.episode_id += 1
+            return ok, msg, bag
+
+        def on_start(self, request, response):
+            response.success, message = self.start(request.task)
+            response.message = message
+            response.episode_id = self.episode_id
+            response.bag_path = message if response.success else ""
+            return response
+
+        def on_stop(self, request, response):
+            episode = self.episode_id
+            response.ok, response.message, bag = self.finish(request.success, request.discard)
+            response.episode_id = episode
+            if bag is not None:
+                response.bag_path = str(bag.path)
+                response.topics = list(bag.counts)
+                response.message_counts = list(bag.counts.values())
+            return response
+
+        def write_loop(self) -> None:
+            while True:
+                topic, stamp, data = self.queue.get()
+                try:
+                    with self.lock:
+                        bag = self.bag
+                    if bag is not None and not self.error:
+                        bag.write(topic, stamp, data)
+                except BagWriteError as exc:
+                    self.error = f"episode {self.episode_id} stopped: {exc}"
+                    self.get_logger().error(self.error)
+                finally:
+                    self.queue.task_done()
+
+        def shutdown(self) -> None:
+            if self.bag is not None:
+                self.finish(success=False)
+
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = RecorderNode()
+    spin(node, MultiThreadedExecutor(num_threads=4), node.shutdown)
+    return 0
+
+
+def main() -> int:
+    return run_node_main(_main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
