@@ -90,7 +90,6 @@ class PolicyNode(LifecycleNode):
         self._task_success = False
         self._goal_serial = 0
         self._warned: set[str] = set()
-        self._hold_position: np.ndarray | None = None
 
         self.timer_group = MutuallyExclusiveCallbackGroup()
         self.control_group = ReentrantCallbackGroup()
@@ -493,7 +492,9 @@ class PolicyNode(LifecycleNode):
         self.inference_ms = (time.perf_counter() - t0) * 1e3
         now = self.now()
         self.scheduler.record_delay(now - obs.stamp)
-        current = self._hold_position if self._hold_position is not None else obs.state.astype(np.float64)
+        # Without a plan (first chunk, after a hold) start from the measured state: the arm
+        # may have been moved since (a sim reset, a person), so an old target would be wrong.
+        current = obs.state.astype(np.float64)
         segment = self.scheduler.schedule(chunk, obs.stamp, now, current)
         if segment is None:
             self.hold(f"inference took {self.inference_ms:.0f} ms, longer than a whole chunk")
@@ -515,7 +516,6 @@ class PolicyNode(LifecycleNode):
             self.chunk_id += 1
             self.chunks_since_command += 1
             self._publish(segment)
-            self._hold_position = None
             if self.holding_reason:
                 self.get_logger().info(f"resuming after: {self.holding_reason}")
             self.holding_reason = ""
@@ -575,7 +575,6 @@ class PolicyNode(LifecycleNode):
                     np.zeros((1, len(target))),
                 )
                 self.traj_pub.publish(msg)
-                self._hold_position = target
             sched.reset()
 
     # --- status ---------------------------------------------------------------------------
