@@ -47,6 +47,16 @@ def test_rtc_prefix_holds_the_committed_steps_over_the_estimated_delay() -> None
     assert ChunkScheduler(ChunkingConfig(mode="naive"), 10).prefix(0.4) is None
 
 
+def test_rtc_prefix_margin_leaves_the_execution_horizon_fresh() -> None:
+    s = ChunkScheduler(
+        ChunkingConfig(mode="rtc", dt=0.1, execution_horizon=3, delay_margin_steps=4), horizon=8
+    )
+    s.record_delay(0.15)
+    assert s.committed_steps() == 5  # 2 delay steps + margin, capped at H - E = 5
+    s.record_delay(0.65)
+    assert s.committed_steps() == 7  # 7 steps of delay are committed whatever the cap
+
+
 def test_ensemble_blends_overlapping_chunks_with_exponential_weights() -> None:
     m = 0.5
     s = ChunkScheduler(ChunkingConfig(mode="ensemble", dt=0.1, ensemble_decay=m), horizon=6)

@@ -65,7 +65,7 @@ class PolicyNodeConfig:
     execution_horizon: int = 4  # chunk steps that run before the next chunk takes over
     chunk_blending: str = "rtc"  # rtc | ensemble | naive
     ensemble_decay: float = 0.1
-    delay_margin_steps: int = 1
+    delay_margin_steps: int = 4  # rtc: prefix steps beyond the delay (see ChunkingConfig)
     solver: str = ""  # euler | midpoint | heun | rk4; "": the checkpoint's
     ode_steps: int = 0  # 0: the checkpoint's
     seed: int = -1  # >= 0: chunk n after a command or reset is sampled with seed + n (reproducible)
