@@ -170,6 +170,7 @@ def aligned_tail(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_node_publishes_valid_chunks_and_matches_joints_by_name(probe, checkpoint, tmp_path) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from std_srvs.srv import Trigger
 
     from flow_policy_node.observation import Observation
@@ -207,6 +208,13 @@ def test_node_publishes_valid_chunks_and_matches_joints_by_name(probe, checkpoin
         assert len(probe.markers.messages[-1].markers[0].points) >= 2  # the TCP path through FK
         status = probe.wait_status(lambda m: m.state == "running")
         assert status.command == TASKS[0] and status.chunk_id >= 2 and status.inference_ms > 0
+        diagnostics = Collector()
+        probe.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 10)
+        assert probe.spin_until(lambda: len(diagnostics) > 0, 10)
+        diag = diagnostics.messages[-1].status[0]
+        assert diag.level == DiagnosticStatus.OK and {"chunk_id", "inference_ms"} <= {
+            v.key for v in diag.values
+        }
         assert 0 <= status.observation_age_s < 0.5
 
         # Same observation, joints listed in another order: the same chunk.
@@ -405,9 +413,9 @@ def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint
     from trajectory_msgs.msg import JointTrajectory
 
     from flow_policy_msgs.msg import PolicyStatus
-    from flow_policy_node.ros.conversions import joint_positions, stamp_to_sec
+    from flow_policy_node.ros.conversions import duration_to_sec, joint_positions, stamp_to_sec
 
-    params = params_file(tmp_path, checkpoint, use_sim_time=True, command=TASKS[0])
+    params = params_file(tmp_path, checkpoint, use_sim_time=True, command=TASKS[0], control_rate_hz=20.0)
     with (
         node_process("sim_node", "--ros-args", "-p", "task:=reach", "-p", "seed:=1") as sim,
         node_process("policy_node", "--ros-args", "--params-file", params) as pol,
@@ -428,6 +436,8 @@ def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint
             now = stamp_to_sec(clock.messages[-1].clock)
             for msg in traj.messages[-3:]:
                 assert now - 2.0 < stamp_to_sec(msg.header.stamp) < now + 2.0  # stamped in sim time
+                times = [duration_to_sec(p.time_from_start) for p in msg.points]
+                np.testing.assert_allclose(np.diff(times), 0.05, atol=1e-6)  # resampled to 20 Hz
             q1 = joint_positions(joints.messages[-1], JOINTS)
             # The trained task ramps joint_1 up by 0.02 rad per step: the sim must follow.
             assert q1[0] - q0[0] > 0.05, (q0, q1)
@@ -436,3 +446,34 @@ def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint
         finally:
             node.destroy_node()
     assert pol.returncode == 0, output(pol)
+
+
+def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, checkpoint) -> None:
+    from geometry_msgs.msg import Point, PointStamped
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = make_node(rclpy_context, checkpoint=str(checkpoint))
+    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    probe = Probe(rclpy_context)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        pub = probe.node.create_publisher(PointStamped, "/clicked_point", 10)
+        assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)
+        msg = PointStamped(point=Point(x=0.4, y=-0.1, z=0.2))
+        msg.header.frame_id = "base_link"
+        pub.publish(msg)
+        assert probe.spin_until(lambda: node.cache.goal is not None, 10)
+        np.testing.assert_allclose(node.cache.goal, [0.4, -0.1, 0.2], rtol=1e-6)
+        msg.header.frame_id, msg.point.x = "camera_link", 9.0
+        pub.publish(msg)
+        assert probe.spin_until(lambda: "camera_link" in node.last_error, 10)
+        assert node.cache.goal[0] == pytest.approx(0.4)  # no transform here: refused, not misused
+    finally:
+        probe.close()
+        node.close()
+        executor.shutdown()
+        node.destroy_node()

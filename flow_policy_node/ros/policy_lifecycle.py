@@ -33,6 +33,7 @@ from geometry_msgs.msg import Point, PointStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -248,7 +249,15 @@ class PolicyNode(LifecycleNode):
             sub(Bool, cfg.task_success_topic, self.on_task_success, 10, callback_group=cg),
             # RViz publishes clicked points volatile, the sim latches its task goal: listen to both.
             sub(PointStamped, cfg.goal_topic, self.on_goal, 10, callback_group=cg),
-            sub(PointStamped, cfg.goal_topic, self.on_goal, latched, callback_group=cg),
+            # (a volatile publisher such as RViz is incompatible with it: expected, not logged)
+            sub(
+                PointStamped,
+                cfg.goal_topic,
+                self.on_goal,
+                latched,
+                callback_group=cg,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda _event: None),
+            ),
         ]
         topics = dict(zip(cfg.cameras, cfg.camera_topics, strict=True))
         for cam in self.cameras:
