@@ -39,7 +39,8 @@ def decode_video(path: Path) -> np.ndarray:
 
 
 class ChunkDataset(Dataset):
-    def __init__(self, root: str | Path, horizon: int = 16) -> None:
+    def __init__(self, root: str | Path, horizon: int = 16, cameras: tuple[str, ...] | None = None) -> None:
+        """cameras: the ones to load (None: all); unused videos are not decoded at all."""
         self.root = Path(root)
         info_path = self.root / "meta" / "info.json"
         if not info_path.is_file():
@@ -56,8 +57,14 @@ class ChunkDataset(Dataset):
         features = self.meta["features"]
         self.joint_names = list(features[STATE]["names"])
         self.image_keys = [k for k, f in features.items() if f["dtype"] == "video"]
+        if cameras is not None:
+            unknown = [c for c in cameras if f"{IMAGE_PREFIX}{c}" not in self.image_keys]
+            if unknown:
+                raise DatasetError(f"cameras {unknown} are not in {self.root} (it has {self.image_keys})")
+            self.image_keys = [f"{IMAGE_PREFIX}{c}" for c in cameras]
         self.cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.image_keys)
-        self.image_size = tuple(features[self.image_keys[0]]["shape"][:2]) if self.image_keys else (0, 0)
+        videos = [f for f in features.values() if f["dtype"] == "video"]
+        self.image_size = tuple(videos[0]["shape"][:2]) if videos else (0, 0)
         self.stats = json.loads((self.root / "meta" / "stats.json").read_text())
         tasks = pq.read_table(self.root / "meta" / "tasks.parquet").to_pydict()
         self.tasks = [t for _, t in sorted(zip(tasks["task_index"], tasks["task"], strict=True))]

@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--demos", type=int, help="demonstrations per task")
     d.add_argument("--steps", type=int, help="training steps")
     d.add_argument("--eval-episodes", type=int)
+    d.add_argument("--cameras", nargs="*", help="cameras the policy sees (default none: state + goal + task)")
     d.set_defaults(func=run_demo)
 
 
@@ -110,6 +111,8 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg.train_steps = args.steps
     if args.eval_episodes:
         cfg.eval_episodes = args.eval_episodes
+    if args.cameras is not None:
+        cfg.cameras = tuple(args.cameras)
     summary = run_demo(cfg)
     for task, rate in summary["success_rate"].items():
         print(f"{task:10s} closed-loop success through ROS: {rate:.0%}")

@@ -67,6 +67,10 @@ def _main(argv: list[str]) -> int:
             self.episode_id = self._next_episode_id()
             self.error = ""
             self.subscribed: dict[str, str] = {}
+            # Latched topics (a goal set before the episode, the last outcome) are written
+            # again at each episode start, as rosbag2 does for transient-local topics.
+            self.latched_topics = set(p("latched_topics", ["/clicked_point", "/sim/task_success"]).value)
+            self.latched: dict[str, tuple[str, int, bytes]] = {}
             self.typestore = make_typestore()
             self.create_service(StartEpisode, "/recorder/start_episode", self.on_start)
             self.create_service(StopEpisode, "/recorder/stop_episode", self.on_stop)
@@ -125,8 +129,11 @@ def _main(argv: list[str]) -> int:
                         self.bag.add_topic(topic, msgtype)
 
         def on_message(self, topic: str, data: bytes) -> None:
+            stamp = self.get_clock().now().nanoseconds
+            if topic in self.latched_topics:
+                self.latched[topic] = (topic, stamp, data)
             if self.bag is not None:
-                self.queue.put((topic, self.get_clock().now().nanoseconds, data))
+                self.queue.put((topic, stamp, data))
 
         def on_command(self, msg) -> None:
             with self.lock:
@@ -162,6 +169,8 @@ def _main(argv: list[str]) -> int:
                     bag.add_topic(topic, msgtype)
                 self.error = ""
                 self.bag = bag
+                for message in self.latched.values():
+                    self.queue.put(message)
             self.get_logger().info(f"episode {self.episode_id} started: {task!r} -> {path}")
             return True, str(path)
 

@@ -173,6 +173,7 @@ def _main(argv: list[str]) -> int:
                     time.sleep(ahead)
                 elif ahead < -0.5:  # fell behind (slow machine): do not try to catch up in a burst
                     wall0, sim0 = time.monotonic(), now
+            self.env.close()  # renderers belong to this thread's GL context
 
         def publish_objects(self, objects: dict, stamp) -> None:
             msg = self.PoseArray()
@@ -186,7 +187,6 @@ def _main(argv: list[str]) -> int:
         def shutdown(self) -> None:
             self.running = False
             self.thread.join(timeout=2.0)
-            self.env.close()
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = SimNode()

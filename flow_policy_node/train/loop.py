@@ -50,6 +50,7 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     resume: bool = False
     threads: int = 0  # CPU threads for torch (0: torch's default)
+    cameras: list[str] | None = None  # cameras the policy sees; None: all of the dataset's
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -103,7 +104,10 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
 
     pcfg = copy.deepcopy(cfg.policy)
     pcfg.fps = float(dataset.fps)
-    pcfg.encoder.cameras = tuple(pcfg.encoder.cameras) if pcfg.encoder.cameras else tuple(dataset.cameras)
+    pcfg.encoder.cameras = tuple(dataset.cameras if cfg.cameras is None else cfg.cameras)
+    missing = [c for c in pcfg.encoder.cameras if c not in dataset.cameras]
+    if missing:
+        raise ValueError(f"cameras {missing} are not in the dataset (it has {list(dataset.cameras)})")
     pcfg.encoder.n_tasks = len(dataset.tasks)
     pcfg.action_dim = pcfg.encoder.state_dim = len(dataset.joint_names)
     policy = make_policy(pcfg, dataset.stats, dataset.tasks).to(device)
