@@ -253,19 +253,33 @@ def resample(streams: dict[str, Stream], custom: dict, cfg: ConvertConfig, repor
 
 
 def _commanded(stream: Stream, times: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """Joint targets at ``times`` from the trajectory active at each time (JTC semantics)."""
+    """Joint targets at ``times`` from the trajectory active at each time (JTC semantics).
+
+    A trajectory starts from where the previous command stood at its start time and
+    reaches its first point at that point's time_from_start; joints it does not name keep
+    the previous command (or the state, before any command).
+    """
     starts = np.asarray(stream.times)
     out = states.copy()
-    for k, t in enumerate(times):
-        i = np.searchsorted(starts, t, side="right") - 1
-        if i < 0:
-            continue
+
+    def at(i: int, t: float, fallback: np.ndarray) -> np.ndarray:
         rel_times, pos = stream.values[i]
         rel = t - starts[i]
+        # Before its first point a trajectory blends from the previous command (only then
+        # do we look back, so the recursion stays shallow for streamed setpoints).
+        prev = at(i - 1, starts[i], fallback) if i > 0 and rel < rel_times[0] else fallback
+        value = prev.copy()
         for j in range(pos.shape[1]):
             col = pos[:, j]
             if np.isfinite(col).all():
-                out[k, j] = np.interp(rel, rel_times, col) if len(col) > 1 else col[0]
+                knots = np.concatenate([[0.0], rel_times])
+                value[j] = np.interp(rel, knots, np.concatenate([[prev[j]], col]))
+        return value
+
+    for k, t in enumerate(times):
+        i = np.searchsorted(starts, t, side="right") - 1
+        if i >= 0:
+            out[k] = at(i, t, states[k])
     return out
 
 
