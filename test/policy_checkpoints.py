@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from synthetic import JOINTS, stats_of
 from torch.utils.data import Dataset
 
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
@@ -21,6 +20,7 @@ from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.models.velocity import VelocityNetConfig
 from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, image_key
 from flow_policy_node.train.loop import TrainConfig, train
+from flow_policy_node.train.synthetic import JOINTS, stats_of
 
 TASKS = ["pick up the red cube", "reach the point"]
 SIZE = 32

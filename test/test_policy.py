@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import BimodalDataset, ReachDataset
 
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
@@ -19,6 +18,7 @@ from flow_policy_node.models.velocity import VelocityNetConfig
 from flow_policy_node.observation import Observation
 from flow_policy_node.train.checkpoint import CheckpointError, Expectation, load_policy
 from flow_policy_node.train.loop import TrainConfig, train
+from flow_policy_node.train.synthetic import BimodalDataset, ReachDataset
 
 HERE = Path(__file__).resolve().parent
 
@@ -156,7 +156,7 @@ def test_resume_continues_the_step_count(tmp_path) -> None:
 DDP_SCRIPT = """
 import os, sys, torch
 sys.path.insert(0, {here!r})
-from synthetic import BimodalDataset
+from flow_policy_node.train.synthetic import BimodalDataset
 from test_policy import small_config
 from flow_policy_node.train.loop import train
 policy = train(small_config("flow", 30), BimodalDataset(n=256), {out!r})

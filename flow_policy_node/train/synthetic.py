@@ -1,4 +1,4 @@
-"""Small in-memory datasets with the ChunkDataset interface, for tests of our own code."""
+"""Small in-memory datasets with the ChunkDataset interface, for tests and benchmarks."""
 
 from __future__ import annotations
 

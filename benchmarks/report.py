@@ -1,0 +1,113 @@
+"""Write the README's results table from benchmarks/results/*.json.
+
+python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def slash(d: dict, keys: list[str], fmt: str) -> str:
+    """d[k1] / d[k2] / ... formatted alike."""
+    return " / ".join(format(d[k], fmt) for k in keys)
+
+
+def rows() -> list[tuple[str, str, str]]:
+    out = []
+
+    def load(name: str) -> dict:
+        path = RESULTS / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    core = load("flow_core.json")
+    if core:
+        out += [
+            (
+                "flow chunk latency p50 (image+state, 10 Euler steps, 2 threads)",
+                f"{core['chunk_ms_p50']:.1f} ms",
+                "flow_core",
+            ),
+            (
+                "  same, observation re-encoded every step",
+                f"{core['chunk_ms_p50_encode_every_step']:.1f} ms",
+                "flow_core",
+            ),
+            (
+                "  diffusion DDPM-100 / DDIM-10 / regression",
+                slash(core, ["chunk_ms_p50_ddpm100", "chunk_ms_p50_ddim10", "chunk_ms_p50_regression"], ".1f")
+                + " ms",
+                "flow_core",
+            ),
+            ("  speed-up over DDPM-100", f"{core['speedup_vs_ddpm100']:.0f}x", "flow_core"),
+            (
+                "bimodal task: rarer-mode fraction flow / regression / DDPM-100",
+                slash(
+                    core, [f"bimodal_min_mode_fraction_{k}" for k in ("flow", "regression", "ddpm100")], ".2f"
+                ),
+                "flow_core",
+            ),
+            (
+                "bimodal task: distance to nearest mode flow / regression / DDPM-100",
+                slash(core, [f"bimodal_error_{k}" for k in ("flow", "regression", "ddpm100")], ".3f"),
+                "flow_core",
+            ),
+        ]
+    node = load("node.json")
+    if node:
+        for key, label in (
+            ("e2e_ms_p50", "node end-to-end latency p50"),
+            ("e2e_ms_p99", "node end-to-end latency p99"),
+        ):
+            if key in node:
+                out.append((label, f"{node[key]:.1f} ms", "node_latency"))
+        if "seam_jump_rtc" in node:
+            out.append(
+                (
+                    "seam jump naive / ensemble / rtc (x median step)",
+                    slash(node, ["seam_jump_naive", "seam_jump_ensemble", "seam_jump_rtc"], ".2f"),
+                    "node_latency",
+                )
+            )
+    sim = load("sim.json")
+    if sim:
+        success = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sim["expert_success"].items())
+        out += [
+            ("scripted expert success (50 seeds each)", success, "sim"),
+            ("physics steps per second", f"{sim['physics_steps_per_s']:.0f}", "sim"),
+            (
+                "render ms per frame 96x96 / 224x224 / 640x480",
+                slash(sim, ["render_ms_96", "render_ms_224", "render_ms_640x480_baseline"], ".1f"),
+                "sim",
+            ),
+        ]
+    demo = load("demo_quick.json")
+    if demo:
+        out.append(
+            (
+                "`flow-policy demo --quick` pick_red success through ROS",
+                f"{100 * demo['success_rate']['pick_red']:.0f}%",
+                "demo",
+            )
+        )
+    return out
+
+
+def main() -> None:
+    table = ["| measurement | value | benchmark |", "|---|---|---|"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows()]
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    readme.write_text(head + start + "\n" + "\n".join(table) + "\n" + end + tail)
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
