@@ -66,6 +66,9 @@ def spin(node, executor=None, cleanup=None) -> None:
     def stop(signum, frame):
         raise KeyboardInterrupt
 
+    # Both explicitly: a shell starts background jobs with SIGINT ignored, and Python
+    # keeps an inherited SIG_IGN, so `node &` then `kill -INT` would otherwise do nothing.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     executor = executor or SingleThreadedExecutor()
     executor.add_node(node)
