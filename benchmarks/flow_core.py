@@ -98,7 +98,7 @@ def quality(tmp: Path) -> dict:
                 velocity=VelocityNetConfig(hidden=256),
                 diffusion_sampler="ddpm",
             ),
-            steps=1500,
+            steps=300 if kind == "regression" else 1200,
             batch_size=256,
             lr=2e-3,
             warmup_steps=20,
