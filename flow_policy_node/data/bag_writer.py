@@ -98,6 +98,14 @@ class EpisodeBag:
         self.counts[topic] += 1
         self._last_ns = timestamp_ns
 
+    def roll_if_due(self) -> None:
+        """Close the open file once it is ``roll_period`` old, even when no message comes."""
+        if self._writer is not None and time.monotonic() - self._opened_at >= self.roll_period:
+            try:
+                self._close_part()
+            except OSError as exc:
+                raise BagWriteError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+
     def _open(self) -> None:
         tmp = self.path / f".part_{self._part:04d}"
         self._writer = Writer(tmp, version=9, storage_plugin=STORAGES[self.storage])

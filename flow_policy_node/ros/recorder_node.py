@@ -216,7 +216,18 @@ def _main(argv: list[str]) -> int:
 
         def write_loop(self) -> None:
             while True:
-                topic, stamp, data = self.queue.get()
+                try:
+                    topic, stamp, data = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    # Quiet topics: still close the open file on time (bounded loss on a kill).
+                    with self.lock:
+                        try:
+                            if self.bag is not None and not self.error:
+                                self.bag.roll_if_due()
+                        except BagWriteError as exc:
+                            self.error = f"episode {self.episode_id} stopped: {exc}"
+                            self.get_logger().error(self.error)
+                    continue
                 try:
                     with self.lock:
                         bag = self.bag
