@@ -264,7 +264,8 @@ def test_bad_inputs_hold_the_arm_and_say_why(probe, checkpoint, tmp_path) -> Non
         probe.arm.set(image=np.full((64, 64, 3), 255, np.uint8))
         n = len(probe.traj)
         assert probe.spin_until(lambda: len(probe.chunks_after(n)) >= 2), probe.last_status()
-        assert probe.last_status().state == "running"
+        # Status is published at 5 Hz: wait for the first one after the recovery.
+        assert probe.spin_until(lambda: probe.last_status().state == "running"), probe.last_status()
     assert proc.returncode == 0, output(proc)
 
 
