@@ -137,3 +137,67 @@ def test_unwritable_directory_is_a_clear_error(rclpy_context, tmp_path) -> None:
         assert not reply.success
         assert "bags" in reply.message and ("Not a directory" in reply.message or "cannot" in reply.message)
         node.destroy_node()
+
+
+@pytest.mark.slow
+def test_thirty_seconds_of_camera_and_500hz_joint_states_lose_nothing(rclpy_context, tmp_path) -> None:
+    from rclpy.node import Node
+
+    from flow_policy_msgs.srv import StartEpisode, StopEpisode
+    from flow_policy_node.ros.sensor_load import LoadConfig, SensorLoad
+
+    cfg = LoadConfig(seconds=30.0, image_hz=30.0, image_size=(480, 640), joint_hz=500.0)
+    topics = f"topics:=[{cfg.joint_topic}, {cfg.camera_topic}]"
+    with node_process("recorder_node", "--ros-args", "-p", f"output_dir:={tmp_path}", "-p", topics):
+        node = Node("recorder_load", context=rclpy_context)
+        load = SensorLoad(node, cfg, NAMES)
+        assert spin_until(node, load.subscribed, 20)
+        reply = call(
+            node, node.create_client(StartEpisode, "/recorder/start_episode"), StartEpisode.Request(task="t")
+        )
+        assert reply.success, reply.message
+        published = load.run()
+        done = call(
+            node, node.create_client(StopEpisode, "/recorder/stop_episode"), StopEpisode.Request(success=True)
+        )
+        node.destroy_node()
+    assert done.ok, done.message
+    assert published.sent == {cfg.joint_topic: 15000, cfg.camera_topic: 900}
+    assert dict(zip(done.topics, done.message_counts, strict=True)) == published.sent
+
+
+def test_recording_follows_the_publishers_qos(rclpy_context, tmp_path) -> None:
+    """A best-effort camera and RViz's volatile clicked points are recorded, not refused."""
+    from geometry_msgs.msg import PointStamped
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from flow_policy_msgs.srv import StartEpisode, StopEpisode
+    from flow_policy_node.ros.conversions import rgb_to_image
+
+    node = Node("qos_publishers", context=rclpy_context)
+    camera = node.create_publisher(Image, "/camera/front/image_raw", qos_profile_sensor_data)
+    clicks = node.create_publisher(PointStamped, "/clicked_point", 10)
+    args = ["-p", f"output_dir:={tmp_path}", "-p", "topics:=[/camera/front/image_raw, /clicked_point]"]
+    with node_process("recorder_node", "--ros-args", *args):
+        assert spin_until(
+            node, lambda: camera.get_subscription_count() and clicks.get_subscription_count(), 20
+        )
+        reply = call(
+            node, node.create_client(StartEpisode, "/recorder/start_episode"), StartEpisode.Request(task="t")
+        )
+        assert reply.success, reply.message
+        for _ in range(20):
+            camera.publish(rgb_to_image(np.zeros((24, 32, 3), np.uint8)))
+            clicks.publish(PointStamped())
+            time.sleep(0.02)
+        time.sleep(0.5)
+        done = call(
+            node, node.create_client(StopEpisode, "/recorder/stop_episode"), StopEpisode.Request(success=True)
+        )
+    node.destroy_node()
+    counts = dict(zip(done.topics, done.message_counts, strict=True))
+    # Best effort may drop on a loaded machine; reliable-vs-best-effort would be 0.
+    assert counts["/camera/front/image_raw"] >= 15
+    assert counts["/clicked_point"] == 20

@@ -1,13 +1,13 @@
 """recorder_node: records episodes of the configured topics to rosbag2, losing nothing.
 
 Subscriptions are generic and raw: any message type (custom ones included) is resolved
-from the ROS graph and its serialized bytes go to the bag untouched. A writer thread
-does the I/O, so callbacks only enqueue; reliable QoS with deep queues keeps up with
-camera rates. Bags are split every ``roll_period`` s (see data/bag_writer.py), so a
-killed recorder loses at most that much. Episodes start and stop through
-/recorder/start_episode and /recorder/stop_episode (or automatically on each command
-when ``auto_episodes`` is set); a write error stops the episode and is reported, never
-skipped over.
+from the ROS graph and its serialized bytes go to the bag untouched; their QoS follows
+the publishers' (best-effort cameras, latched goals), as rosbag2's does. A writer thread
+does the I/O, so callbacks only enqueue; deep queues keep up with camera rates. Bags
+are split every ``roll_period`` s (see data/bag_writer.py), so a killed recorder loses
+at most that much. Episodes start and stop through /recorder/start_episode and
+/recorder/stop_episode (or automatically on each command when ``auto_episodes`` is set);
+a write error stops the episode and is reported, never skipped over.
 """
 
 from __future__ import annotations
@@ -32,11 +32,31 @@ DEFAULT_TOPICS = [
 ]
 
 
+def recording_qos(publishers: list, depth: int):
+    """rosbag2's rule: a subscription every publisher seen so far can serve.
+
+    Reliable and volatile unless a publisher offers less: a best-effort camera driver
+    needs a best-effort subscription, and only latched (transient-local) publishers
+    everywhere allow a latched subscription (RViz's clicked points are volatile).
+    """
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    offered = [p.qos_profile for p in publishers]
+    best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
+    latched = bool(offered) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
+    return QoSProfile(
+        depth=depth,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
 def _main(argv: list[str]) -> int:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
     from std_msgs.msg import String
 
@@ -112,16 +132,19 @@ def _main(argv: list[str]) -> int:
                         self.subscribed[topic] = msgtype
                         continue
                     self.typestore = make_typestore({msgtype: text})
-                qos = QoSProfile(
-                    depth=self.depth,
-                    history=HistoryPolicy.KEEP_LAST,
-                    reliability=ReliabilityPolicy.RELIABLE,
-                    durability=DurabilityPolicy.VOLATILE,
+                qos = recording_qos(self.get_publishers_info_by_topic(topic), self.depth)
+                events = SubscriptionEventCallbacks(
+                    incompatible_qos=lambda _e, t=topic: self.get_logger().error(
+                        f"{t}: a publisher's QoS is incompatible with the recording's; its messages are lost"
+                    )
                 )
-                if topic == "/clicked_point" or topic.endswith("task_success"):
-                    qos.durability = DurabilityPolicy.TRANSIENT_LOCAL  # latched goals / outcomes
                 self.create_subscription(
-                    cls, topic, lambda data, t=topic: self.on_message(t, data), qos, raw=True
+                    cls,
+                    topic,
+                    lambda data, t=topic: self.on_message(t, data),
+                    qos,
+                    raw=True,
+                    event_callbacks=events,
                 )
                 self.subscribed[topic] = msgtype
                 with self.lock:
@@ -245,7 +268,7 @@ def _main(argv: list[str]) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = RecorderNode()
-    spin(node, MultiThreadedExecutor(num_threads=4), node.shutdown)
+    spin(node, SingleThreadedExecutor(), node.shutdown)
     return 0
 
 
