@@ -59,7 +59,7 @@ def rms_jerk(q: np.ndarray, dt: float) -> float:
 
 def run_episode(env: ArmEnv, policy: Policy, task: str, seed: int, cfg: EvalConfig) -> EpisodeResult:
     obs = env.reset(task, seed)
-    dt = 1.0 / env.config.fps
+    start, dt = env.time, 1.0 / env.config.fps
     joints, chunk_ms = [env.joint_positions()], []
     steps = int(cfg.max_seconds / dt)
     while len(joints) <= steps and not env.success():
@@ -76,7 +76,7 @@ def run_episode(env: ArmEnv, policy: Policy, task: str, seed: int, cfg: EvalConf
         task,
         seed,
         env.success(),
-        None if st.succeeded_at is None else st.succeeded_at,
+        None if st.succeeded_at is None else st.succeeded_at - start,
         rms_jerk(np.array(joints), dt),
         chunk_ms,
         np.array(joints).round(5).tolist(),
