@@ -6,6 +6,7 @@ python benchmarks/report.py
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,36 @@ def rows() -> list[tuple[str, str, str]]:
                 "sim",
             ),
         ]
+    rec = load("recorder.json")
+    if rec:
+        out += [
+            (
+                "recorder, 30 s of 640x480@30 Hz + 500 Hz joint states: lost / CPU / written",
+                f"{rec['messages_lost']} / {rec['recorder_cpu_percent']:.0f}% / "
+                f"{rec['written_mb_s']:.1f} MB/s",
+                "recorder",
+            ),
+            (
+                "bag -> dataset conversion (read-only baseline)",
+                f"{rec['convert_s_per_gb']:.1f} s/GB, {rec['convert_x_real_time']:.1f}x real time "
+                f"({rec['read_only_s_per_gb']:.1f} s/GB)",
+                "recorder",
+            ),
+        ]
+    quality = load("quality.json")
+    if quality:
+        tasks = list(quality["flow"]["tasks"])
+        for method in ("flow", "regression", "diffusion"):
+            per_task = quality[method]["tasks"]
+            success = ", ".join(f"{t} {100 * per_task[t]['success_rate']:.0f}%" for t in tasks)
+            jerk = statistics.mean(per_task[t]["rms_jerk"] for t in tasks)
+            out.append(
+                (
+                    f"closed-loop success, {method} ({quality['config']['episodes']} episodes per task)",
+                    f"{success}; RMS jerk {jerk:.0f}",
+                    "policy_quality",
+                )
+            )
     demo = load("demo_quick.json")
     if demo:
         out.append(

@@ -427,10 +427,13 @@ class PolicyNode(LifecycleNode):
             result.message = res.message
             return result
         self._task_success = False
-        start, first_chunk = time.monotonic(), self.chunk_id
+        # Elapsed time on the node's clock: simulated seconds under use_sim_time, so a
+        # simulator running slower than real time does not eat into the timeout.
+        clock = self.get_clock()
+        start, first_chunk = clock.now(), self.chunk_id
         feedback = ExecuteCommand.Feedback(resolved_task=res.task)
         while True:
-            elapsed = time.monotonic() - start
+            elapsed = (clock.now() - start).nanoseconds / 1e9
             result.elapsed_s, result.chunks = elapsed, self.chunk_id - first_chunk
             if goal_handle.is_cancel_requested:
                 self._finish("goal canceled")

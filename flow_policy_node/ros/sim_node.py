@@ -20,7 +20,7 @@ from flow_policy_node.ros.env import run_node_main, spin
 def _main(argv: list[str]) -> int:
     import rclpy
     from geometry_msgs.msg import Point, PointStamped, Pose, PoseArray
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
@@ -190,7 +190,7 @@ def _main(argv: list[str]) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = SimNode()
-    spin(node, MultiThreadedExecutor(), node.shutdown)
+    spin(node, SingleThreadedExecutor(), node.shutdown)
     return 0
 
 

@@ -19,7 +19,7 @@ from flow_policy_node.ros.env import run_node_main
 def _main(argv: list[str]) -> int:
     import rclpy
     from rclpy.callback_groups import ReentrantCallbackGroup
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from rclpy.signals import SignalHandlerOptions
@@ -132,7 +132,9 @@ def _main(argv: list[str]) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = TeleopNode()
-    executor = MultiThreadedExecutor()
+    # Single-threaded: callbacks are short (episodes run on the worker thread), and rclpy's
+    # MultiThreadedExecutor busy-loops (most of a core at 100 Hz /clock).
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while rclpy.ok() and not node.finished.is_set():
