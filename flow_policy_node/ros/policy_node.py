@@ -2,8 +2,10 @@
 
 The node itself is :class:`flow_policy_node.ros.policy_lifecycle.PolicyNode`; this entry
 point checks the ROS environment first (clear message instead of an import traceback),
-then spins it on a MultiThreadedExecutor so that services and the action answer while
-a chunk is being computed.
+then spins it on a MultiThreadedExecutor: an ExecuteCommand goal holds its callback for
+a whole episode, and services must answer meanwhile. (The other nodes spin single-threaded:
+rclpy's MultiThreadedExecutor, and a coroutine awaiting a future, busy-loop in rclpy 9, at a
+cost of up to a core; see benchmarks/recorder.py.)
 """
 
 from __future__ import annotations
