@@ -168,6 +168,7 @@ def _main(argv: list[str]) -> int:
         # --- episodes --------------------------------------------------------------------
 
         def start(self, task: str) -> tuple[bool, str]:
+            self.discover()  # topics that appeared since the last timer tick are in from the start
             with self.lock:
                 if self.bag is not None:
                     return False, f"episode {self.episode_id} is still recording; stop it first"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 from flow_policy_node.ros.env import run_node_main
 
@@ -42,6 +43,7 @@ def _main(argv: list[str]) -> int:
             self.record = bool(p("record", False).value)
             self.rate = float(p("control_rate", 10.0).value)
             self.settle = float(p("settle_time", 0.5).value)
+            self.recorder_name = p("recorder_node", "recorder_node").value
             group = ReentrantCallbackGroup()
             self.env = ArmEnv(SimConfig(render=False, fps=self.rate))
             self.names = list(self.env.arm.joint_names)
@@ -92,8 +94,26 @@ def _main(argv: list[str]) -> int:
                 raise RuntimeError(f"{what} service {client.srv_name} did not answer")
             return future.result()
 
+        def wait_for_recorder(self, timeout: float = 20.0) -> None:
+            """Block until the recorder's subscription to our setpoints is matched.
+
+            Its start_episode service can answer before DDS has matched that subscription,
+            and the first episode then lacks the setpoints (the actions) it exists for.
+            """
+            topic = self.traj_pub.topic_name
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                subscribers = self.get_subscriptions_info_by_topic(topic)
+                recorder = any(s.node_name == self.recorder_name for s in subscribers)
+                if recorder and self.traj_pub.get_subscription_count() >= len(subscribers):
+                    return
+                time.sleep(0.05)
+            raise RuntimeError(f"{self.recorder_name} did not subscribe to {topic} within {timeout:.0f} s")
+
         def run_episodes(self) -> None:
             try:
+                if self.record:
+                    self.wait_for_recorder()
                 for i in range(self.episodes):
                     task, seed = self.tasks[i % len(self.tasks)], self.seed0 + i
                     reply = self.call(self.reset_cli, ResetSim.Request(task=task, seed=seed), "reset")
