@@ -22,7 +22,7 @@ SHARE = Path(get_package_share_directory("flow_policy_node"))
 
 
 def generate_launch_description() -> LaunchDescription:
-    urdf = (SHARE / "description" / "arm.urdf").read_text()
+    urdf = (SHARE / "description" / "arm.urdf").read_text().replace("$(find flow_policy_node)", str(SHARE))
     args = [
         DeclareLaunchArgument("checkpoint", description="policy checkpoint directory"),
         DeclareLaunchArgument("params", default_value=str(SHARE / "config" / "policy_node.real.yaml")),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import LaunchConfigurationEquals
-from launch.substitutions import LaunchConfiguration
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
@@ -22,7 +22,7 @@ SHARE = Path(get_package_share_directory("flow_policy_node"))
 
 
 def generate_launch_description() -> LaunchDescription:
-    sim = LaunchConfigurationEquals("robot", "sim")
+    sim = IfCondition(PythonExpression(["'", LaunchConfiguration("robot"), "' == 'sim'"]))
     return LaunchDescription(
         [
             DeclareLaunchArgument("robot", default_value="sim", choices=["sim", "real"]),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
-from launch.conditions import IfCondition, LaunchConfigurationEquals
-from launch.substitutions import LaunchConfiguration
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
@@ -21,11 +21,19 @@ from launch import LaunchDescription
 SHARE = Path(get_package_share_directory("flow_policy_node"))
 
 
+def equals(argument: str, value: str) -> IfCondition:
+    # LaunchConfigurationEquals is deprecated from Jazzy and EqualsSubstitution is not in
+    # Humble; a Python expression works on every distribution.
+    return IfCondition(PythonExpression(["'", LaunchConfiguration(argument), f"' == '{value}'"]))
+
+
 def generate_launch_description() -> LaunchDescription:
-    urdf = (SHARE / "description" / "arm.urdf").read_text()
+    # The URDF names the controllers file for gz_ros2_control as $(find flow_policy_node)/...;
+    # it is plain URDF, not xacro, so the path is filled in here.
+    urdf = (SHARE / "description" / "arm.urdf").read_text().replace("$(find flow_policy_node)", str(SHARE))
     use_sim_time = {"use_sim_time": True}
-    mujoco = LaunchConfigurationEquals("simulator", "mujoco")
-    gazebo = LaunchConfigurationEquals("simulator", "gazebo")
+    mujoco = equals("simulator", "mujoco")
+    gazebo = equals("simulator", "gazebo")
     args = [
         DeclareLaunchArgument("simulator", default_value="mujoco", choices=["mujoco", "gazebo"]),
         DeclareLaunchArgument("checkpoint", default_value="", description="policy checkpoint directory"),

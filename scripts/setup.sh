@@ -73,16 +73,21 @@ if ! fresh msgs "$h" || ! "$VENV/bin/python" -c "import flow_policy_msgs.msg" 2>
   stamp msgs "$h"
 fi
 
-# 5. This package: editable, plus the share directory and ament index marker that an
-#    editable install does not create (links, so launch/config edits need no reinstall).
+# 5. This package: editable, plus what an editable install does not create and an ament
+#    prefix has: the share directory, the ament index marker and lib/<package>/<executable>
+#    (where launch_ros looks for a Node's executable). Links, so edits need no reinstall.
 h=$(hash_of setup.py setup.cfg package.xml)
-if ! fresh pkg "$h" || [ ! -e "$VENV/share/flow_policy_node/package.xml" ]; then
+if ! fresh pkg "$h" || [ ! -e "$VENV/share/flow_policy_node/package.xml" ] || [ ! -e "$VENV/lib/flow_policy_node/policy_node" ]; then
   say "installing flow_policy_node (editable)"
   pip_install --no-deps --no-build-isolation -e .
   share=$VENV/share/flow_policy_node
   mkdir -p "$share" "$VENV/share/ament_index/resource_index/packages"
   for d in launch config rviz description package.xml; do ln -sfn "$ROOT/$d" "$share/$d"; done
   touch "$VENV/share/ament_index/resource_index/packages/flow_policy_node"
+  mkdir -p "$VENV/lib/flow_policy_node"
+  for exe in flow-policy policy_node sim_node teleop_node recorder_node; do
+    ln -sfn "$VENV/bin/$exe" "$VENV/lib/flow_policy_node/$exe"
+  done
   stamp pkg "$h"
 fi
 say "ready: $VENV"

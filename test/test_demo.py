@@ -1,10 +1,11 @@
 """Issue 7: `flow-policy demo --quick` end to end: real nodes, real rclpy, real bags.
 
-Threshold: on this 2-core machine the quick run measured 4/5 closed-loop successes on
-pick_red through ROS (benchmarks/results/demo_quick.json; 3/5 before the episode timeout
-counted simulated time). A policy that ignores its goal input, or a broken chain (no goal
-in the bags, a reset that wipes it), scored 0/5. We require at least 1/5: a success rate
-of 0.6 fails that with probability 0.4^5 = 1 %, one of 0.8 with 0.03 %.
+Threshold: on a slow 2-core machine (training at 18 steps/s) four quick runs scored 3/5,
+2/5, 2/5 and, once the teleop stamped its setpoints, 3/5 closed loop through ROS on
+pick_red; that last checkpoint scored 11/20 in the ROS-free evaluator (seeds 10000..).
+So p is about 0.5. The test evaluates 10 episodes and requires at least one success:
+p = 0.5 fails that with probability 0.5^10 = 0.1 %. A broken chain (no goal in the bags,
+a reset that wipes it, a policy that ignores its goal) scored 0/5 in earlier sessions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import pytest
 def test_quick_demo_runs_end_to_end_and_learns(tmp_path: Path, ros_domain: int) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "flow-policy"), "demo", "--quick", "--out", str(out)],
+        [
+            str(Path(sys.executable).parent / "flow-policy"),
+            *("demo", "--quick", "--eval-episodes", "10", "--out", str(out)),
+        ],
         env=dict(os.environ),
         capture_output=True,
         text=True,
@@ -30,7 +34,8 @@ def test_quick_demo_runs_end_to_end_and_learns(tmp_path: Path, ros_domain: int) 
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["success_rate"]["pick_red"] >= 0.2, summary["episodes"]
+    assert len(summary["episodes"]) == 10
+    assert summary["success_rate"]["pick_red"] >= 0.1, summary["episodes"]
     bags = sorted((out / "bags").glob("episode_*/metadata.yaml"))
     assert len(bags) == 20
     info = json.loads((out / "dataset" / "meta" / "info.json").read_text())
@@ -38,3 +43,12 @@ def test_quick_demo_runs_end_to_end_and_learns(tmp_path: Path, ros_domain: int) 
     for f in ("report.md", "success.png", "trajectories.png", "latency.png", "checkpoint/loss.png"):
         assert (out / f).stat().st_size > 100, f
     assert summary["chunk_ms_p50"] > 0
+
+
+def test_the_policy_cannot_see_a_camera_the_demo_does_not_record(tmp_path: Path) -> None:
+    from flow_policy_node.ros.demo import DemoConfig
+
+    with pytest.raises(ValueError, match="front"):
+        DemoConfig(out=tmp_path, cameras=("front",), record_cameras=())
+    assert DemoConfig.quick(tmp_path).record_cameras == ()
+    assert DemoConfig(out=tmp_path).record_cameras == ("front", "wrist")

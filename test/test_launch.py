@@ -55,6 +55,28 @@ def test_launch_file_names_existing_executables_and_configs(path: Path) -> None:
             assert topic in TOPICS, f"{path.name} names topic {topic} that no node uses"
 
 
+def test_every_console_script_is_where_launch_ros_looks_for_it() -> None:
+    """launch_ros runs a Node from <prefix of its package>/lib/<package>/<executable>."""
+    import os
+
+    from ament_index_python.packages import get_package_prefix
+
+    lib = Path(get_package_prefix("flow_policy_node")) / "lib" / "flow_policy_node"
+    for exe in sorted(CONSOLE_SCRIPTS):
+        assert os.access(lib / exe, os.X_OK), f"{lib / exe} is missing or not executable"
+
+
+def test_launch_files_fill_in_the_urdf_package_paths() -> None:
+    """The URDF is plain URDF: a launch file that serves it must resolve $(find ...) itself."""
+    urdf = (REPO / "description" / "arm.urdf").read_text()
+    packages = set(re.findall(r"\$\(find (\w+)\)", urdf))
+    for path in LAUNCH:
+        text = path.read_text()
+        if "arm.urdf" in text and packages:
+            for pkg in packages:
+                assert f'.replace("$(find {pkg})"' in text, f"{path.name} serves $(find {pkg}) unresolved"
+
+
 def test_parameter_files_declare_only_known_nodes() -> None:
     for f in (REPO / "config").glob("*.yaml"):
         data = yaml.safe_load(f.read_text())

@@ -113,6 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg.eval_episodes = args.eval_episodes
     if args.cameras is not None:
         cfg.cameras = tuple(args.cameras)
+        cfg.record_cameras = tuple(dict.fromkeys((*cfg.record_cameras, *cfg.cameras)))
     summary = run_demo(cfg)
     for task, rate in summary["success_rate"].items():
         print(f"{task:10s} closed-loop success through ROS: {rate:.0%}")

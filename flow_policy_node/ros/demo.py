@@ -39,15 +39,32 @@ class DemoConfig:
     # Simulated time runs at half speed during evaluation: the policy computes on the same
     # 2 CPU cores as the simulator and its renderer, and a chunk must arrive in time.
     eval_real_time_factor: float = 0.5
-    episode_timeout: float = 12.0  # s of sim time per evaluation episode
+    episode_timeout: float = 8.0  # s of sim time per evaluation episode (successes take 3-4 s)
     seed: int = 0
     # Proprioception + goal + task by default: image encoders need more training than a
     # 2-core CPU budget allows to beat the goal input (see README, "Results").
     cameras: tuple[str, ...] = ()
+    # Cameras the sim renders and the bags hold while collecting (the dataset gets a video
+    # per camera); evaluation renders only the policy's ``cameras``.
+    record_cameras: tuple[str, ...] = ("front", "wrist")
 
     @classmethod
     def quick(cls, out: Path) -> DemoConfig:
-        return cls(out=out, tasks=("pick_red",), demos_per_task=20, train_steps=1500, eval_episodes=5)
+        return cls(
+            out=out,
+            tasks=("pick_red",),
+            demos_per_task=20,
+            train_steps=1500,
+            eval_episodes=5,
+            record_cameras=(),
+        )
+
+    def __post_init__(self) -> None:
+        unrecorded = [c for c in self.cameras if c not in self.record_cameras]
+        if unrecorded:
+            raise ValueError(
+                f"the policy's cameras {unrecorded} are not among the recorded {self.record_cameras}"
+            )
 
 
 @dataclass
@@ -66,7 +83,11 @@ def _domain() -> int:
 
 def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
     n = cfg.demos_per_task * len(cfg.tasks)
-    graph.start("sim_collect", "sim_node", ros_args("sim_node.yaml", real_time_factor=cfg.real_time_factor))
+    graph.start(
+        "sim_collect",
+        "sim_node",
+        ros_args("sim_node.yaml", real_time_factor=cfg.real_time_factor, cameras=list(cfg.record_cameras)),
+    )
     graph.start(
         "recorder", "recorder_node", ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(bags))
     )
@@ -120,6 +141,7 @@ class EvalClient:
         self.action = ActionClient(self.node, ExecuteCommand, "/flow_policy/execute")
         self.latencies: list[float] = []
         self.joints: list[list[float]] = []
+        self.joint_names: list[str] = []
         self.samples = 0
         self.recording = False
         self.last_chunk = 0
@@ -141,6 +163,7 @@ class EvalClient:
         if self.recording:
             self.samples += 1
             if self.samples % 10 == 0:  # 10 Hz of the 100 Hz stream
+                self.joint_names = list(msg.name)
                 self.joints.append(list(msg.position))
 
     def wait(self, future, timeout: float):
@@ -189,8 +212,15 @@ class EvalClient:
         self.context.try_shutdown()
 
 
-def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path) -> tuple[list[EvalEpisode], list[float]]:
-    graph.start("sim_eval", "sim_node", ros_args("sim_node.yaml", real_time_factor=cfg.eval_real_time_factor))
+def evaluate_ros(
+    cfg: DemoConfig, graph: Graph, checkpoint: Path
+) -> tuple[list[EvalEpisode], list[float], list[str]]:
+    """Episodes, chunk inference times (ms) and the joint names of the recorded joints."""
+    graph.start(
+        "sim_eval",
+        "sim_node",
+        ros_args("sim_node.yaml", real_time_factor=cfg.eval_real_time_factor, cameras=list(cfg.cameras)),
+    )
     graph.start("policy", "policy_node", ros_args("policy_node.sim.yaml", checkpoint=str(checkpoint)))
     client = EvalClient(graph.domain_id)
     results: list[EvalEpisode] = []
@@ -200,14 +230,54 @@ def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path) -> tuple[list[
         for task, seed in tqdm(jobs, desc="evaluate (ROS)", unit="episode"):
             results.append(client.episode(task, seed, cfg.episode_timeout))
     finally:
-        latencies = list(client.latencies)
+        latencies, joint_names = list(client.latencies), list(client.joint_names)
         client.close()
         graph.stop("policy")
         graph.stop("sim_eval")
-    return results, latencies
+    return results, latencies, joint_names
 
 
-def write_report(cfg: DemoConfig, results: list[EvalEpisode], latencies: list[float], timings: dict) -> Path:
+def plot_gripper_paths(
+    per_task: dict[str, list[EvalEpisode]], rates: dict[str, float], joint_names: list[str], png: Path
+) -> None:
+    """Top view of the gripper path of up to six episodes per task, over the scene's layout."""
+    import matplotlib.pyplot as plt
+
+    from flow_policy_node.kinematics import Kinematics
+    from flow_policy_node.sim.tasks import get_task, sample_layout
+
+    fk = Kinematics()
+    fig, axes = plt.subplots(1, len(per_task), figsize=(4.2 * len(per_task), 4), squeeze=False)
+    for ax, (task, episodes) in zip(axes[0], per_task.items(), strict=True):
+        for k, r in enumerate(episodes[:6]):
+            layout = sample_layout(get_task(task), r.seed)
+            colour = "C2" if r.success else "C3"
+            if len(r.joints) and joint_names:
+                tcp = fk.positions(np.array(r.joints), joint_names)
+                ax.plot(tcp[:, 0], tcp[:, 1], color=colour, alpha=0.8, lw=1.2)
+                ax.plot(*tcp[0, :2], "o", color=colour, ms=3)
+            if layout.goal is not None:
+                ax.plot(*layout.goal[:2], "*", color=colour, ms=11, mec="k", mew=0.5)
+            if layout.obstacle is not None and k == 0:
+                ax.add_patch(plt.Circle(tuple(layout.obstacle), 0.03, color="0.4", alpha=0.6))
+        ax.set_title(f"{task}: {rates[task]:.0%} (green success, red failure)", fontsize=9)
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("y [m]")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
+    fig.suptitle("gripper paths, top view; stars: goals (pick: the target cube)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def write_report(
+    cfg: DemoConfig,
+    results: list[EvalEpisode],
+    latencies: list[float],
+    timings: dict,
+    joint_names: list[str],
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,19 +304,7 @@ def write_report(cfg: DemoConfig, results: list[EvalEpisode], latencies: list[fl
     fig.savefig(out / "latency.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(per_task), figsize=(5 * len(per_task), 3.2), squeeze=False)
-    for ax, (task, rs) in zip(axes[0], per_task.items(), strict=True):
-        for r in rs[:3]:
-            q = np.array(r.joints)
-            if len(q):
-                for j in range(min(6, q.shape[1])):
-                    ax.plot(np.arange(len(q)) / 10.0, q[:, j], color=f"C{j}", alpha=0.9 if r.success else 0.4)
-        ax.set_title(f"{task}: {rates[task]:.0%}")
-        ax.set_xlabel("time [s]")
-        ax.set_ylabel("joint [rad]")
-    fig.tight_layout()
-    fig.savefig(out / "trajectories.png", dpi=110)
-    plt.close(fig)
+    plot_gripper_paths(per_task, rates, joint_names, out / "trajectories.png")
 
     lat = np.array(latencies) if latencies else np.zeros(1)
     lines = [
@@ -301,7 +359,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         timings["collect"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        reports = convert([out / "bags"], out / "dataset", ConvertConfig())
+        cameras = {c: t for c, t in ConvertConfig().cameras.items() if c in cfg.record_cameras}
+        reports = convert([out / "bags"], out / "dataset", ConvertConfig(cameras=cameras))
         timings["convert"] = time.perf_counter() - t
         kept = [r for r in reports if not r.skipped]
         print(f"dataset: {len(kept)}/{len(reports)} episodes, {sum(r.frames for r in kept)} frames")
@@ -316,8 +375,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        results, latencies = evaluate_ros(cfg, graph, out / "checkpoint")
+        results, latencies, joint_names = evaluate_ros(cfg, graph, out / "checkpoint")
         timings["evaluate"] = time.perf_counter() - t
-    report = write_report(cfg, results, latencies, timings)
+    report = write_report(cfg, results, latencies, timings, joint_names)
     print(f"report: {report}")
     return json.loads((out / "summary.json").read_text())

@@ -51,7 +51,7 @@ def _main(argv: list[str]) -> int:
             self.js_rate = float(p("joint_state_rate", 100.0).value)
             self.cam_rate = float(p("camera_rate", 15.0).value)
             size = (int(p("image_height", 96).value), int(p("image_width", 96).value))
-            cameras = tuple(p("cameras", ["front", "wrist"]).value)
+            cameras = tuple(p("cameras", ["front", "wrist"]).value or ())  # `cameras:=[]` reads as None
             self.rtf = float(p("real_time_factor", 1.0).value)
             image_topic = p("image_topic_format", "/camera/{camera}/image_raw").value
             traj_topic = p("trajectory_topic", "/arm_controller/joint_trajectory").value

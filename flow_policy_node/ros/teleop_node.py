@@ -77,7 +77,12 @@ def _main(argv: list[str]) -> int:
             if expert is None:
                 return
             if not expert.done():
-                self.traj_pub.publish(trajectory_msg(self.names, expert.act()[None], dt=1.0 / self.rate))
+                # Stamped at the tick: the recording then times each setpoint by when it was
+                # meant, not by when it arrived (transport jitter would alias onto the grid).
+                stamp = self.get_clock().now().to_msg()
+                self.traj_pub.publish(
+                    trajectory_msg(self.names, expert.act()[None], dt=1.0 / self.rate, stamp=stamp)
+                )
             elif self.settle_ticks > 0:
                 self.settle_ticks -= 1
             else:
