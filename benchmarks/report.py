@@ -116,12 +116,15 @@ def rows() -> list[tuple[str, str, str]]:
                     "policy_quality",
                 )
             )
-    demo = load("demo_quick.json")
-    if demo:
+    demo = load("demo.json")
+    for r in demo.values():
+        success = ", ".join(f"{t} {100 * v:.0f}%" for t, v in r["success_rate"].items())
         out.append(
             (
-                "`flow-policy demo --quick` pick_red success through ROS",
-                f"{100 * demo['success_rate']['pick_red']:.0f}%",
+                f"`{r['command']}`: wall time (budget), success through ROS "
+                f"({r['episodes_per_task']} episodes per task)",
+                f"{r['wall_s'] / 60:.1f} min ({r['budget_s'] / 60:.0f}); {success}; "
+                f"training {r['train_steps_per_s']:.0f} steps/s",
                 "demo",
             )
         )

@@ -1,0 +1,72 @@
+"""The main job against its budgets: `flow-policy demo --quick` (3 min) and `flow-policy demo` (15 min).
+
+    python benchmarks/demo.py [--only quick|default]   # writes benchmarks/results/demo.json
+
+Each run is the CLI exactly as the README's first command starts it (a fresh process, real
+nodes, real bags), in a ROS domain of its own. Recorded per run: wall time and its share
+of the budget, the time of each phase, success per task through ROS, chunk inference p50,
+and, as the in-run reference for the machine's speed, the training rate in steps/s (the
+budgets were set on a machine that trained the same policy at about 60 steps/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BUDGET_S = {"quick": 180, "default": 900}
+
+
+def run(kind: str, out: Path, domain: int) -> dict:
+    cmd = [str(Path(sys.executable).parent / "flow-policy"), "demo", "--out", str(out)]
+    if kind == "quick":
+        cmd.append("--quick")
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True)
+    wall = time.perf_counter() - t
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = summary["config"]
+    return {
+        "command": " ".join(["flow-policy demo", *(["--quick"] if kind == "quick" else [])]),
+        "wall_s": round(wall, 1),
+        "budget_s": BUDGET_S[kind],
+        "within_budget": wall <= BUDGET_S[kind],
+        "timings_s": {k: round(v, 1) for k, v in summary["timings_s"].items()},
+        "train_steps_per_s": round(cfg["train_steps"] / summary["timings_s"]["train"], 1),
+        "success_rate": summary["success_rate"],
+        "episodes_per_task": cfg["eval_episodes"],
+        "chunk_ms_p50": round(summary["chunk_ms_p50"], 1),
+        "config": cfg,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", choices=tuple(BUDGET_S))
+    args = p.parse_args()
+    path = RESULTS / "demo.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, kind in enumerate(BUDGET_S):
+            if args.only in (None, kind):
+                results[kind] = run(kind, Path(tmp) / kind, domain=190 + i)
+                r = results[kind]
+                print(
+                    f"{kind:8s} {r['wall_s']:.0f} s of {r['budget_s']} s budget; "
+                    f"success {r['success_rate']}; training {r['train_steps_per_s']} steps/s"
+                )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
