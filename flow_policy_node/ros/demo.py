@@ -221,7 +221,13 @@ def evaluate_ros(
         "sim_node",
         ros_args("sim_node.yaml", real_time_factor=cfg.eval_real_time_factor, cameras=list(cfg.cameras)),
     )
-    graph.start("policy", "policy_node", ros_args("policy_node.sim.yaml", checkpoint=str(checkpoint)))
+    # Evaluation sends each task's exact command, so the sentence-embedding model (6 s to
+    # load) stays unloaded; free-text commands are tested on their own.
+    graph.start(
+        "policy",
+        "policy_node",
+        ros_args("policy_node.sim.yaml", checkpoint=str(checkpoint), command_embedding=False),
+    )
     client = EvalClient(graph.domain_id)
     results: list[EvalEpisode] = []
     try:
