@@ -35,7 +35,7 @@ class DemoConfig:
     train_steps: int = 3000
     batch_size: int = 64
     eval_episodes: int = 10  # per task
-    real_time_factor: float = 3.0  # collection runs faster than real time on sim time
+    real_time_factor: float = 5.0  # collection runs faster than real time on sim time
     # Simulated time runs at half speed during evaluation: the policy computes on the same
     # 2 CPU cores as the simulator and its renderer, and a chunk must arrive in time.
     eval_real_time_factor: float = 0.5
