@@ -3,8 +3,9 @@
 Threshold: on a slow 2-core machine (training at 18 steps/s) four quick runs scored 3/5,
 2/5, 2/5 and, once the teleop stamped its setpoints, 3/5 closed loop through ROS on
 pick_red; that last checkpoint scored 11/20 in the ROS-free evaluator (seeds 10000..).
-Collecting at 5x real time, the next run scored 5/5. Take p as about 0.5: the test evaluates 10 episodes and requires at least one success:
-p = 0.5 fails that with probability 0.5^10 = 0.1 %. A broken chain (no goal in the bags,
+Collecting at 5x real time, the next run scored 5/5. Take p as about 0.5: the test
+evaluates 10 episodes and requires at least one success, which p = 0.5 fails with
+probability 0.5^10 = 0.1 %. A broken chain (no goal in the bags,
 a reset that wipes it, a policy that ignores its goal) scored 0/5 in earlier sessions.
 """
 
