@@ -203,7 +203,9 @@ def resample(streams: dict[str, Stream], custom: dict, cfg: ConvertConfig, repor
         raise EpisodeSkipped(f"missing topics {missing}")
     for key, s in streams.items():
         report.out_of_order[key] = s.out_of_order
-        if s.out_of_order > cfg.max_out_of_order * len(s.times):
+        # Only the sampled streams must be in order; a sparse latched one (the goal) may mix
+        # a message without a stamp (timed on arrival) with stamped ones, and is just sorted.
+        if key in required and s.out_of_order > cfg.max_out_of_order * len(s.times):
             raise EpisodeSkipped(f"{s.out_of_order} out-of-order timestamps on {topic_of.get(key, key)}")
         if s.out_of_order:
             order = np.argsort(s.times, kind="stable")
