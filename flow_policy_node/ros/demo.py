@@ -78,7 +78,8 @@ class EvalEpisode:
 
 
 def _domain() -> int:
-    return 150 + os.getpid() % 80
+    """The caller's ROS_DOMAIN_ID; without one, a domain of the demo's own (no crossing)."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or 150 + os.getpid() % 80)
 
 
 def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
@@ -139,7 +140,10 @@ class EvalClient:
         self.reset_sim = self.node.create_client(ResetSim, "/sim/reset")
         self.reset_policy = self.node.create_client(Trigger, "/flow_policy/reset")
         self.action = ActionClient(self.node, ExecuteCommand, "/flow_policy/execute")
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # chunk inference (ms), from the node's status
+        self.delays: list[float] = []  # observation -> chunk ready (ms, node clock)
+        self.late_chunks = self.chunks = 0
+        self.status_event = threading.Event()
         self.joints: list[list[float]] = []
         self.joint_names: list[str] = []
         self.samples = 0
@@ -157,7 +161,10 @@ class EvalClient:
         self.policy_state = msg.state
         if msg.chunk_id != self.last_chunk and msg.inference_ms > 0:
             self.latencies.append(msg.inference_ms)
+            self.delays.append(msg.delay_ms)
             self.last_chunk = msg.chunk_id
+        self.late_chunks, self.chunks = msg.late_chunks, msg.chunks
+        self.status_event.set()
 
     def on_joints(self, msg) -> None:
         if self.recording:
@@ -167,24 +174,29 @@ class EvalClient:
                 self.joints.append(list(msg.position))
 
     def wait(self, future, timeout: float):
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError("no answer")
-            time.sleep(0.01)
+        """The future's result, waiting on an event (the executor thread completes it)."""
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError("no answer")
         return future.result()
 
     def ready(self, timeout: float = 60.0) -> None:
+        """Wait until the sim answers and the policy node's lifecycle state is ``active``."""
+        from lifecycle_msgs.srv import GetState
+
         if not self.reset_sim.wait_for_service(timeout_sec=timeout):
             raise RuntimeError("sim_node did not come up (/sim/reset)")
         if not self.action.wait_for_server(timeout_sec=timeout):
             raise RuntimeError("policy_node did not come up (/flow_policy/execute)")
+        get_state = self.node.create_client(GetState, "/flow_policy_node/get_state")
         deadline = time.monotonic() + timeout
-        while self.policy_state in ("", "unconfigured"):  # loading the checkpoint
+        while self.wait(get_state.call_async(GetState.Request()), timeout).current_state.label != "active":
             if time.monotonic() > deadline:
-                raise RuntimeError("policy_node did not configure; see its log")
-            time.sleep(0.1)
-        time.sleep(1.0)  # configure -> activate
+                raise RuntimeError("policy_node did not become active; see its log")
+            self.status_event.clear()
+            self.status_event.wait(1.0)  # the next status: something changed, or a second passed
+        self.node.destroy_client(get_state)
 
     def episode(self, task: str, seed: int, timeout: float) -> EvalEpisode:
         # Policy first: its reset clears the goal, and the sim's reset publishes the new one.
