@@ -70,6 +70,9 @@ class PolicyNodeConfig:
     ode_steps: int = 0  # 0: the checkpoint's
     seed: int = -1  # >= 0: chunk n after a command or reset is sampled with seed + n (reproducible)
     max_observation_age: float = 0.5  # s
+    # Benchmarks only: publish each chunk no earlier than this long after its observation
+    # (node clock), to measure how chunk joining copes with slow inference. 0: off.
+    inject_delay_ms: float = 0.0
     status_rate_hz: float = 5.0
     diagnostics_rate_hz: float = 1.0
     # commands

@@ -242,8 +242,12 @@ class PolicyRuntime:
             chunk = self.policy.predict(obs, prefix=prefix, seed=seed)
         finally:
             self.inferring = False
+        inference_s = time.perf_counter() - t0
+        if self.cfg.inject_delay_ms > 0:  # benchmarks: a slower policy, reproducibly
+            while self.clock() < obs.stamp + self.cfg.inject_delay_ms / 1e3:
+                time.sleep(0.002)
         now = self.clock()
-        self._account(time.perf_counter() - t0, now - obs.stamp)
+        self._account(inference_s, now - obs.stamp)
         self.scheduler.record_delay(now - obs.stamp)
         # Without a plan (first chunk, after a hold) start from the measured state: the arm
         # may have been moved since (a sim reset, a person), so an old target would be wrong.
