@@ -9,7 +9,8 @@
 3. graph: closed-loop pick episodes through ROS exactly as `flow-policy demo` evaluates
    (sim + policy node + this process as the orchestrator): chunk latency from the node's
    PolicyStatus, success, late chunks, CPU per process;
-4. loaded: the same with a CPU-bound process beside the graph (a busy loop, one core).
+4. loaded: the same with a CPU-bound process beside the graph (a busy loop, one core);
+5. the graph again with the policy on 2 torch threads instead of the node's default 1.
 
 Without --checkpoint the quick demo's checkpoint is trained first (`flow-policy demo --quick`).
 The machine reference: the demo's training rate (steps/s) when it trains here, else none.
@@ -136,7 +137,7 @@ def idle_cpu(checkpoint: Path, seconds: float) -> dict:
     return {"cpu_percent": procs, "threads": threads, "seconds": seconds}
 
 
-def graph_run(checkpoint: Path, episodes: int, load: bool) -> dict:
+def graph_run(checkpoint: Path, episodes: int, load: bool, **policy_params) -> dict:
     """Pick episodes through ROS as the demo evaluates; ``load``: a busy loop beside it."""
     from flow_policy_node.ros.demo import DemoConfig, evaluate_ros
     from flow_policy_node.ros.graph import Graph
@@ -152,7 +153,7 @@ def graph_run(checkpoint: Path, episodes: int, load: bool) -> dict:
             me = CpuMeter({"orchestrator": os.getpid()})
             me.start()
             t0 = time.monotonic()
-            run = evaluate_ros(cfg, graph, checkpoint)
+            run = evaluate_ros(cfg, graph, checkpoint, **policy_params)
             wall = time.monotonic() - t0
             procs, _ = me.stop()
     finally:
@@ -198,6 +199,8 @@ def main() -> None:
     print(f"graph: {quiet}")
     loaded = graph_run(checkpoint, args.episodes, load=True)
     print(f"graph + busy loop: {loaded}")
+    two = graph_run(checkpoint, max(3, args.episodes // 2), load=False, torch_threads=2)
+    print(f"graph, policy on 2 torch threads: {two}")
     results = {
         "checkpoint": str(checkpoint),
         "machine": {"cores": os.cpu_count(), "train_steps_per_s": reference},
@@ -212,6 +215,7 @@ def main() -> None:
         "graph": quiet,
         "loaded": loaded,
         "loaded_success_drop_points": round(100 * (quiet["success"] - loaded["success"]), 1),
+        "graph_torch_threads_2": two,
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "insitu.json"

@@ -118,16 +118,57 @@ def rows() -> list[tuple[str, str, str]]:
             )
     demo = load("demo.json")
     for r in demo.values():
-        success = ", ".join(f"{t} {100 * v:.0f}%" for t, v in r["success_rate"].items())
+
+        def pct(rates: dict) -> str:
+            return ", ".join(f"{t} {100 * v:.0f}%" for t, v in rates.items())
+
         out.append(
             (
-                f"`{r['command']}`: wall time (budget), success through ROS "
-                f"({r['episodes_per_task']} episodes per task)",
-                f"{r['wall_s'] / 60:.1f} min ({r['budget_s'] / 60:.0f}); {success}; "
+                f"`{r['command']}`: success through ROS, min / median / max of {r['runs']} runs "
+                f"({r['episodes_per_task']} episodes per task each)",
+                f"min {pct(r['success_min'])}; median {pct(r['success_median'])}; "
+                f"max {pct(r['success_max'])}",
+                "demo",
+            )
+        )
+        out.append(
+            (
+                f"`{r['command']}`: longest wall time (budget), chunk p50 / p99 in the graph",
+                f"{r['wall_s_max'] / 60:.1f} min ({r['budget_s'] / 60:.0f}); "
+                f"{r['chunk_ms_p50']:.1f} / {r['chunk_ms_p99']:.1f} ms; "
                 f"training {r['train_steps_per_s']:.0f} steps/s",
                 "demo",
             )
         )
+    insitu = load("insitu.json")
+    if insitu:
+        idle = ", ".join(f"{k} {v:.1f}%" for k, v in insitu["idle_cpu_percent"].items())
+        out += [
+            (
+                "chunk latency p50 / p99: in the running graph vs offline (same checkpoint, same run)",
+                f"{insitu['chunk_ms_p50_graph']:.1f} / {insitu['chunk_ms_p99_graph']:.1f} ms vs "
+                f"{insitu['chunk_ms_p50_offline']:.1f} / {insitu['chunk_ms_p99_offline']:.1f} ms "
+                f"({insitu['ratio_p50']:.2f}x / {insitu['ratio_p99']:.2f}x)",
+                "insitu",
+            ),
+            ("idle CPU, percent of one core", idle, "insitu"),
+            (
+                "pick success through ROS, quiet vs a busy loop beside the graph",
+                f"{100 * insitu['graph']['success']:.0f}% vs {100 * insitu['loaded']['success']:.0f}% "
+                f"(chunk p50 {insitu['loaded']['chunk_ms_p50']:.1f} ms, "
+                f"late {insitu['loaded']['late_chunks']} of {insitu['loaded']['chunks']})",
+                "insitu",
+            ),
+        ]
+    delay = load("delay.json")
+    if delay:
+        for method, per_task in delay["success"].items():
+            cells = "; ".join(
+                f"{task} " + " / ".join(f"{100 * v:.0f}" for v in by_delay.values()) + "%"
+                for task, by_delay in per_task.items()
+            )
+            delays = "/".join(str(d) for d in delay["config"]["delays_ms"])
+            out.append((f"success at {delays} ms injected delay, {method}", cells, "delay"))
     return out
 
 

@@ -1,12 +1,10 @@
 """Issue 7: `flow-policy demo --quick` end to end: real nodes, real rclpy, real bags.
 
-Threshold: on a slow 2-core machine (training at 18 steps/s) four quick runs scored 3/5,
-2/5, 2/5 and, once the teleop stamped its setpoints, 3/5 closed loop through ROS on
-pick_red; that last checkpoint scored 11/20 in the ROS-free evaluator (seeds 10000..).
-Collecting at 5x real time, the next run scored 5/5. Take p as about 0.5: the test
-evaluates 10 episodes and requires at least one success, which p = 0.5 fails with
-probability 0.5^10 = 0.1 %. A broken chain (no goal in the bags,
-a reset that wipes it, a policy that ignores its goal) scored 0/5 in earlier sessions.
+Threshold: with the quick demo's 40 demos and 3000 steps, a run on a contended 2-core
+machine picked 9/10 closed loop through ROS (benchmarks/results/demo.json holds the spread
+over runs on a quiet one). Take p as 0.8: at least 5 of 10 fails with probability 0.6 %.
+A broken chain (no goal in the bags, a reset that wipes it, a policy that ignores its goal,
+a node too slow to keep up) scored 0-3 of 10 in earlier sessions.
 """
 
 from __future__ import annotations
@@ -36,11 +34,12 @@ def test_quick_demo_runs_end_to_end_and_learns(tmp_path: Path, ros_domain: int) 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["episodes"]) == 10
-    assert summary["success_rate"]["pick_red"] >= 0.1, summary["episodes"]
+    assert summary["success_rate"]["pick_red"] >= 0.5, summary["episodes"]
+    demos = summary["config"]["demos_per_task"]
     bags = sorted((out / "bags").glob("episode_*/metadata.yaml"))
-    assert len(bags) == 20
+    assert len(bags) == demos
     info = json.loads((out / "dataset" / "meta" / "info.json").read_text())
-    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 20
+    assert info["codebase_version"] == "v3.0" and info["total_episodes"] == demos
     for f in ("report.md", "success.png", "trajectories.png", "latency.png", "checkpoint/loss.png"):
         assert (out / f).stat().st_size > 100, f
     assert summary["chunk_ms_p50"] > 0
