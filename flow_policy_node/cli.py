@@ -14,7 +14,7 @@ import sys
 COMMAND_MODULES = (
     "flow_policy_node.data.cli",  # convert
     "flow_policy_node.train.cli",  # train
-    "flow_policy_node.sim.cli",  # eval, collect-sim
+    "flow_policy_node.sim.cli",  # eval, expert
     "flow_policy_node.ros.cli",  # sim, record, run, demo
 )
 

@@ -345,6 +345,7 @@ class PolicyNode(LifecycleNode):
     # --- inference thread ---------------------------------------------------------------
 
     def _work(self) -> None:
+        self.runtime.start_thread()
         while not self._stop.is_set():
             self._frame.wait(timeout=0.5)
             self._frame.clear()
