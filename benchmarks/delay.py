@@ -91,9 +91,10 @@ def main() -> None:
     from flow_policy_node.ros.graph import Graph
     from flow_policy_node.sim.evaluate import rms_jerk
 
+    reused = (args.checkpoint / "model.safetensors").exists()
     t0 = time.perf_counter()
     checkpoint = train_checkpoint(args.checkpoint, args.demos, args.steps)
-    train_s = time.perf_counter() - t0
+    train_s = None if reused else round(time.perf_counter() - t0, 1)
     cfg = DemoConfig(tasks=TASKS, eval_episodes=args.episodes, episode_timeout=8.0)
     success: dict = {m: {t: {} for t in TASKS} for m in METHODS}
     jerk: dict = {m: {t: {} for t in TASKS} for m in METHODS}
@@ -124,7 +125,7 @@ def main() -> None:
             "episodes": args.episodes,
             "demos_per_task": args.demos,
             "train_steps": args.steps,
-            "train_s": round(train_s, 1),
+            "train_s": train_s,  # None: an existing checkpoint was reused
             "eval_real_time_factor": cfg.eval_real_time_factor,
         },
         "success": success,
