@@ -148,6 +148,16 @@ class Process:
             time.sleep(0.05)
         return float("inf")
 
+    def assert_stops_cleanly(self, within: float = 5.0) -> None:
+        """SIGINT to `ros2 launch` (as Ctrl-C): every process it started finishes cleanly and the
+        whole process group is gone within ``within`` seconds."""
+        took = self.interrupt()
+        out = self.output()
+        assert took < within, f"processes left {took:.1f} s after SIGINT: {self.group_alive()}\n{out[-3000:]}"
+        started = re.findall(r"\[(\S+)\]: process started with pid \[(\d+)\]", out)
+        unclean = [name for name, pid in started if f"process has finished cleanly [pid {pid}]" not in out]
+        assert started and not unclean, f"not finished cleanly after SIGINT: {unclean}\n{out[-3000:]}"
+
     def stop(self) -> None:
         """End the whole group: SIGINT, then SIGKILL whatever is left (by process group id)."""
         try:
