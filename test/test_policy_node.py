@@ -377,14 +377,14 @@ def test_missing_or_mismatched_checkpoint_fails_configure_naming_the_problem(
 
 
 def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) -> None:
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from flow_policy_msgs.srv import SetEnabled
 
     # Thousands of ODE steps make one chunk take seconds: long enough to call into it.
     node = make_node(rclpy_context, checkpoint=str(checkpoint), ode_steps=3000, command=TASKS[0])
-    executor = MultiThreadedExecutor(num_threads=4, context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
@@ -392,10 +392,10 @@ def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) ->
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert probe.spin_until(lambda: node.inferring, 30)
+        assert probe.spin_until(lambda: node.runtime.inferring, 30)
         response = probe.call(SetEnabled, "/flow_policy/set_enabled", SetEnabled.Request(enabled=False))
-        assert response.success and node.inferring  # answered mid-inference
-        assert probe.spin_until(lambda: not node.inferring, 60)
+        assert response.success and node.runtime.inferring  # answered mid-inference
+        assert probe.spin_until(lambda: not node.runtime.inferring, 60)
         probe.assert_no_motion(0.5)  # disabled during inference: its chunk is dropped
         assert node.state() == "disabled"
     finally:
@@ -451,11 +451,11 @@ def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint
 
 def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, checkpoint) -> None:
     from geometry_msgs.msg import Point, PointStamped
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
     node = make_node(rclpy_context, checkpoint=str(checkpoint))
-    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
@@ -467,12 +467,12 @@ def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, check
         msg = PointStamped(point=Point(x=0.4, y=-0.1, z=0.2))
         msg.header.frame_id = "base_link"
         pub.publish(msg)
-        assert probe.spin_until(lambda: node.cache.goal is not None, 10)
-        np.testing.assert_allclose(node.cache.goal, [0.4, -0.1, 0.2], rtol=1e-6)
+        assert probe.spin_until(lambda: node.runtime.cache.goal is not None, 10)
+        np.testing.assert_allclose(node.runtime.cache.goal, [0.4, -0.1, 0.2], rtol=1e-6)
         msg.header.frame_id, msg.point.x = "camera_link", 9.0
         pub.publish(msg)
-        assert probe.spin_until(lambda: "camera_link" in node.last_error, 10)
-        assert node.cache.goal[0] == pytest.approx(0.4)  # no transform here: refused, not misused
+        assert probe.spin_until(lambda: "camera_link" in node.runtime.last_error, 10)
+        assert node.runtime.cache.goal[0] == pytest.approx(0.4)  # no transform here: refused, not misused
     finally:
         probe.close()
         node.close()

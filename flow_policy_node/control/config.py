@@ -44,19 +44,19 @@ class PolicyNodeConfig:
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
     # one topic per camera; a topic ending in /compressed is read as CompressedImage
     camera_topics: list[str] = field(
-        default_factory=lambda: ["/camera/front/image_raw", "/camera/wrist/image_raw"]
+        default_factory=lambda: ["camera/front/image_raw", "camera/wrist/image_raw"]
     )
     max_aspect_change: float = 0.1  # images whose aspect differs more are refused, not resized
     base_frame: str = "base_link"  # frame of goals and of the predicted path
     tcp_link: str = "tcp"  # link whose path is drawn
-    # topics
-    joint_state_topic: str = "/joint_states"
-    trajectory_topic: str = "/arm_controller/joint_trajectory"
-    command_topic: str = "/flow_policy/command"
-    goal_topic: str = "/clicked_point"
-    task_success_topic: str = "/sim/task_success"
-    status_topic: str = "/flow_policy/status"
-    path_topic: str = "/flow_policy/predicted_path"
+    # topics: relative names, so that a namespace (launch argument) prefixes them all
+    joint_state_topic: str = "joint_states"
+    trajectory_topic: str = "arm_controller/joint_trajectory"
+    command_topic: str = "flow_policy/command"
+    goal_topic: str = "clicked_point"
+    task_success_topic: str = "sim/task_success"
+    status_topic: str = "flow_policy/status"
+    path_topic: str = "flow_policy/predicted_path"
     # QoS
     sensor_qos: str = "best_effort"  # best_effort | reliable (images, joint states)
     qos_depth: int = 10
@@ -70,6 +70,9 @@ class PolicyNodeConfig:
     ode_steps: int = 0  # 0: the checkpoint's
     seed: int = -1  # >= 0: chunk n after a command or reset is sampled with seed + n (reproducible)
     max_observation_age: float = 0.5  # s
+    # Benchmarks only: publish each chunk no earlier than this long after its observation
+    # (node clock), to measure how chunk joining copes with slow inference. 0: off.
+    inject_delay_ms: float = 0.0
     status_rate_hz: float = 5.0
     diagnostics_rate_hz: float = 1.0
     # commands

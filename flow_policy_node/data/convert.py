@@ -35,6 +35,7 @@ from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
 from flow_policy_node.data import lerobot
+from flow_policy_node.images import resize_rgb
 from flow_policy_node.observation import ACTION, GOAL, STATE, image_key
 from flow_policy_node.robot import default_arm
 
@@ -359,7 +360,7 @@ def convert(
         )
         for cam, imgs in frames.items():
             if cfg.image_size:
-                imgs = [_resize(i, cfg.image_size) for i in imgs]
+                imgs = [resize_rgb(i, cfg.image_size) for i in imgs]
             key = image_key(cam)
             if key not in videos:
                 videos[key] = VideoWriter(tmp / lerobot.video_file(key), cfg.fps, imgs[0].shape[:2])
@@ -367,7 +368,7 @@ def convert(
             start = w.frames / cfg.fps
             for img in imgs:
                 if img.shape[:2] != (w.stream.height, w.stream.width):
-                    img = _resize(img, (w.stream.height, w.stream.width))
+                    img = resize_rgb(img, (w.stream.height, w.stream.width))
                 w.add(img)
             row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0})
             row.update(
@@ -402,10 +403,6 @@ def _decode(value):
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(Stores.LATEST).deserialize_cdr(raw, msgtype), msgtype
-
-
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return np.asarray(PILImage.fromarray(img).resize((size[1], size[0]), PILImage.BILINEAR))
 
 
 def _write_tables(tmp, cfg, columns, episodes, tasks, image_sample, videos) -> None:

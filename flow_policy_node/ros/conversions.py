@@ -131,15 +131,6 @@ def rgb_to_image(rgb: np.ndarray, stamp: Time | None = None, frame_id: str = "")
     return msg
 
 
-def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize (h, w, 3) uint8 to ``size`` = (height, width) with area averaging (PIL)."""
-    if rgb.shape[:2] == tuple(size):
-        return rgb
-    from PIL import Image as PILImage
-
-    return np.asarray(PILImage.fromarray(rgb).resize((size[1], size[0]), PILImage.BILINEAR))
-
-
 # --- trajectories -----------------------------------------------------------------------
 
 

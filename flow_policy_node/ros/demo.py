@@ -78,7 +78,8 @@ class EvalEpisode:
 
 
 def _domain() -> int:
-    return 150 + os.getpid() % 80
+    """The caller's ROS_DOMAIN_ID; without one, a domain of the demo's own (no crossing)."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or 150 + os.getpid() % 80)
 
 
 def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
@@ -139,7 +140,10 @@ class EvalClient:
         self.reset_sim = self.node.create_client(ResetSim, "/sim/reset")
         self.reset_policy = self.node.create_client(Trigger, "/flow_policy/reset")
         self.action = ActionClient(self.node, ExecuteCommand, "/flow_policy/execute")
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # chunk inference (ms), from the node's status
+        self.delays: list[float] = []  # observation -> chunk ready (ms, node clock)
+        self.late_chunks = self.chunks = 0
+        self.status_event = threading.Event()
         self.joints: list[list[float]] = []
         self.joint_names: list[str] = []
         self.samples = 0
@@ -157,7 +161,10 @@ class EvalClient:
         self.policy_state = msg.state
         if msg.chunk_id != self.last_chunk and msg.inference_ms > 0:
             self.latencies.append(msg.inference_ms)
+            self.delays.append(msg.delay_ms)
             self.last_chunk = msg.chunk_id
+        self.late_chunks, self.chunks = msg.late_chunks, msg.chunks
+        self.status_event.set()
 
     def on_joints(self, msg) -> None:
         if self.recording:
@@ -167,24 +174,29 @@ class EvalClient:
                 self.joints.append(list(msg.position))
 
     def wait(self, future, timeout: float):
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError("no answer")
-            time.sleep(0.01)
+        """The future's result, waiting on an event (the executor thread completes it)."""
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError("no answer")
         return future.result()
 
     def ready(self, timeout: float = 60.0) -> None:
+        """Wait until the sim answers and the policy node's lifecycle state is ``active``."""
+        from lifecycle_msgs.srv import GetState
+
         if not self.reset_sim.wait_for_service(timeout_sec=timeout):
             raise RuntimeError("sim_node did not come up (/sim/reset)")
         if not self.action.wait_for_server(timeout_sec=timeout):
             raise RuntimeError("policy_node did not come up (/flow_policy/execute)")
+        get_state = self.node.create_client(GetState, "/flow_policy_node/get_state")
         deadline = time.monotonic() + timeout
-        while self.policy_state in ("", "unconfigured"):  # loading the checkpoint
+        while self.wait(get_state.call_async(GetState.Request()), timeout).current_state.label != "active":
             if time.monotonic() > deadline:
-                raise RuntimeError("policy_node did not configure; see its log")
-            time.sleep(0.1)
-        time.sleep(1.0)  # configure -> activate
+                raise RuntimeError("policy_node did not become active; see its log")
+            self.status_event.clear()
+            self.status_event.wait(1.0)  # the next status: something changed, or a second passed
+        self.node.destroy_client(get_state)
 
     def episode(self, task: str, seed: int, timeout: float) -> EvalEpisode:
         # Policy first: its reset clears the goal, and the sim's reset publishes the new one.
@@ -212,10 +224,27 @@ class EvalClient:
         self.context.try_shutdown()
 
 
-def evaluate_ros(
-    cfg: DemoConfig, graph: Graph, checkpoint: Path
-) -> tuple[list[EvalEpisode], list[float], list[str]]:
-    """Episodes, chunk inference times (ms) and the joint names of the recorded joints."""
+@dataclass
+class EvalRun:
+    """Closed-loop episodes through ROS and what the policy node reported meanwhile."""
+
+    episodes: list[EvalEpisode]
+    inference_ms: list[float]  # per chunk, from PolicyStatus
+    delay_ms: list[float]  # per chunk: observation -> chunk ready (node clock)
+    late_chunks: int
+    chunks: int
+    joint_names: list[str]
+
+    def success(self, task: str) -> float:
+        runs = [e.success for e in self.episodes if e.task == task]
+        return float(np.mean(runs)) if runs else 0.0
+
+
+def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path, **policy_params) -> EvalRun:
+    """``cfg.eval_episodes`` episodes per task (seeds 10000 + seed + i), sim + policy node.
+
+    ``policy_params`` override the policy node's parameters (e.g. ``chunk_blending``).
+    """
     graph.start(
         "sim_eval",
         "sim_node",
@@ -223,11 +252,8 @@ def evaluate_ros(
     )
     # Evaluation sends each task's exact command, so the sentence-embedding model (6 s to
     # load) stays unloaded; free-text commands are tested on their own.
-    graph.start(
-        "policy",
-        "policy_node",
-        ros_args("policy_node.sim.yaml", checkpoint=str(checkpoint), command_embedding=False),
-    )
+    params = {"checkpoint": str(checkpoint), "command_embedding": False, **policy_params}
+    graph.start("policy", "policy_node", ros_args("policy_node.sim.yaml", **params))
     client = EvalClient(graph.domain_id)
     results: list[EvalEpisode] = []
     try:
@@ -236,11 +262,18 @@ def evaluate_ros(
         for task, seed in tqdm(jobs, desc="evaluate (ROS)", unit="episode"):
             results.append(client.episode(task, seed, cfg.episode_timeout))
     finally:
-        latencies, joint_names = list(client.latencies), list(client.joint_names)
+        run = EvalRun(
+            results,
+            list(client.latencies),
+            list(client.delays),
+            client.late_chunks,
+            client.chunks,
+            list(client.joint_names),
+        )
         client.close()
         graph.stop("policy")
         graph.stop("sim_eval")
-    return results, latencies, joint_names
+    return run
 
 
 def plot_gripper_paths(
@@ -277,19 +310,14 @@ def plot_gripper_paths(
     plt.close(fig)
 
 
-def write_report(
-    cfg: DemoConfig,
-    results: list[EvalEpisode],
-    latencies: list[float],
-    timings: dict,
-    joint_names: list[str],
-) -> Path:
+def write_report(cfg: DemoConfig, run: EvalRun, timings: dict) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = cfg.out
+    results, latencies = run.episodes, run.inference_ms
     per_task = {t: [r for r in results if r.task == t] for t in cfg.tasks}
     rates = {t: float(np.mean([r.success for r in rs])) if rs else 0.0 for t, rs in per_task.items()}
 
@@ -310,7 +338,7 @@ def write_report(
     fig.savefig(out / "latency.png", dpi=110)
     plt.close(fig)
 
-    plot_gripper_paths(per_task, rates, joint_names, out / "trajectories.png")
+    plot_gripper_paths(per_task, rates, run.joint_names, out / "trajectories.png")
 
     lat = np.array(latencies) if latencies else np.zeros(1)
     lines = [
@@ -324,8 +352,9 @@ def write_report(
         "|---|---|---|",
         *[f"| {t} | {100 * rates[t]:.0f}% | {len(per_task[t])} |" for t in cfg.tasks],
         "",
-        f"Chunk inference: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms "
-        f"({len(latencies)} chunks).",
+        f"Chunk inference in the running graph: p50 {np.percentile(lat, 50):.1f} ms, p99 "
+        f"{np.percentile(lat, 99):.1f} ms ({len(latencies)} chunks); {run.late_chunks} of {run.chunks} "
+        "chunks late (observation to chunk longer than the execution horizon).",
         "",
         "| phase | seconds |",
         "|---|---|",
@@ -340,6 +369,9 @@ def write_report(
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "success_rate": rates,
         "chunk_ms_p50": float(np.percentile(lat, 50)),
+        "chunk_ms_p99": float(np.percentile(lat, 99)),
+        "late_chunks": run.late_chunks,
+        "chunks": run.chunks,
         "timings_s": timings,
         "episodes": [{k: v for k, v in asdict(r).items() if k != "joints"} for r in results],
     }
@@ -381,8 +413,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        results, latencies, joint_names = evaluate_ros(cfg, graph, out / "checkpoint")
+        run = evaluate_ros(cfg, graph, out / "checkpoint")
         timings["evaluate"] = time.perf_counter() - t
-    report = write_report(cfg, results, latencies, timings, joint_names)
+    report = write_report(cfg, run, timings)
     print(f"report: {report}")
     return json.loads((out / "summary.json").read_text())

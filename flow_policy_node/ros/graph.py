@@ -1,10 +1,16 @@
 """Start our nodes as separate processes with the project's YAML configs (the venv's
-stand-in for `ros2 launch`, which is not on PyPI). Every process gets loopback-only
-discovery, the project's DDS profile and the graph's own ROS_DOMAIN_ID.
+stand-in for `ros2 launch`). Every process gets loopback-only discovery, the project's DDS
+profile and the graph's ROS_DOMAIN_ID (the caller's, unless one is given).
+
+Children never outlive the graph: ``stop`` sends SIGINT then SIGKILL by PID (as `ros2
+launch` does), and each child asks the kernel for SIGTERM when its parent dies
+(PR_SET_PDEATHSIG), which covers a parent killed with SIGKILL, e.g. by a test timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -44,6 +50,27 @@ def ros_args(params_file: str | None = None, **params) -> list[str]:
     return args
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent exits, however it exits (Linux)."""
+    # Not glibc/Linux: stop() still ends children on a normal exit.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def stop_on_signals() -> None:
+    """Turn SIGINT/SIGTERM into KeyboardInterrupt, so ``with Graph()`` stops its children.
+
+    Both explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps
+    an inherited SIG_IGN, so `flow-policy sim &` then `kill -INT` would do nothing.
+    """
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 @dataclass
 class Graph:
     """Processes of one ROS graph; stopped (SIGINT, then SIGKILL) on exit, by PID."""
@@ -60,7 +87,9 @@ class Graph:
         exe = Path(sys.executable).parent / executable
         cmd = [str(exe) if exe.exists() else executable, *args]
         out = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent
+        )
         self.procs[name] = proc
         return proc
 

@@ -1,0 +1,336 @@
+"""The policy node's decisions, without ROS: what to run, when, and when to hold.
+
+:class:`PolicyRuntime` owns the observation cache, command resolution, chunk scheduling,
+the safety limits, hold reasons and timing figures. The ROS node feeds it (``put_*``,
+``command``, ``set_enabled``, ``reset``), calls :meth:`PolicyRuntime.step` from its
+inference thread, and turns what comes out through the :class:`Sink` into messages. Unit
+tests drive it with a fake clock and a recording sink.
+
+Timing: a chunk covers ``execution_horizon`` control steps before the next one takes
+over, so inference has that long (the *budget*) from observation to published chunk. A
+chunk that takes longer is *late*: the robot has run past its takeover point on the old
+plan. Late chunks are counted and reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler, Segment
+from flow_policy_node.control.commands import CommandResolver, Resolution
+from flow_policy_node.control.config import PolicyNodeConfig
+from flow_policy_node.control.observations import JOINTS, ObservationCache, image_size_problem
+from flow_policy_node.control.safety import JointLimits, UnsafeChunk, limit_chunk, velocities
+from flow_policy_node.images import resize_rgb
+from flow_policy_node.observation import Observation
+
+# PolicyStatus states (flow_policy_msgs/msg/PolicyStatus), as plain strings: no ROS here.
+UNCONFIGURED, IDLE, RUNNING, HOLDING, DISABLED = "unconfigured", "idle", "running", "holding", "disabled"
+
+
+@dataclass
+class Trajectory:
+    """What to publish: ``positions[k]`` at ``stamp + (k + 1) dt``; ``dt`` is the control period.
+
+    positions, velocities: (M, D) in ``PolicyRuntime.joint_names`` order.
+    """
+
+    stamp: float
+    dt: float
+    positions: np.ndarray
+    velocities: np.ndarray
+    start: np.ndarray  # (D,) the target at ``stamp``
+
+
+class Sink(Protocol):
+    """Where the runtime's outputs go (the node: messages; tests: lists)."""
+
+    def publish(self, trajectory: Trajectory) -> None: ...
+
+    def log(self, level: str, text: str) -> None: ...
+
+
+@dataclass
+class Timing:
+    """Figures of the last chunk (ms) and counts since configure."""
+
+    inference_ms: float = 0.0  # policy.predict wall time
+    delay_ms: float = 0.0  # observation stamp -> chunk ready, on the node's clock
+    budget_ms: float = 0.0  # execution_horizon control steps
+    chunks: int = 0
+    late_chunks: int = 0
+
+
+class PolicyRuntime:
+    """Observation in, trajectories out; one instance per configured checkpoint.
+
+    policy: a FlowPolicy (``predict(obs, prefix, seed)``, ``horizon``, ``fps``, ``tasks``).
+    joint_names: the checkpoint's joint order; ``limits`` in that order.
+    clock: seconds on the node's clock (sim time under use_sim_time).
+    """
+
+    def __init__(
+        self,
+        policy,
+        joint_names: list[str],
+        limits: JointLimits,
+        image_size: tuple[int, int],
+        cfg: PolicyNodeConfig,
+        resolver: CommandResolver,
+        sink: Sink,
+        clock: Callable[[], float],
+    ) -> None:
+        self.policy, self.cfg, self.resolver, self.sink, self.clock = policy, cfg, resolver, sink, clock
+        self.joint_names, self.limits, self.image_size = list(joint_names), limits, tuple(image_size)
+        self.cameras = tuple(policy.cfg.encoder.cameras)
+        self.dt = 1.0 / float(policy.fps)
+        self.control_dt = 1.0 / cfg.control_rate_hz if cfg.control_rate_hz > 0 else self.dt
+        horizon = min(cfg.execution_horizon, policy.horizon)
+        self.scheduler = ChunkScheduler(
+            ChunkingConfig(
+                mode=cfg.chunk_blending,
+                dt=self.dt,
+                execution_horizon=horizon,
+                delay_margin_steps=cfg.delay_margin_steps,
+                ensemble_decay=cfg.ensemble_decay,
+            ),
+            policy.horizon,
+        )
+        self.cache = ObservationCache(self.cameras, cfg.max_observation_age)
+        self.timing = Timing(budget_ms=1e3 * horizon * self.dt)
+        self._lock = threading.RLock()
+        self.enabled = True
+        self.task = ""  # resolved task text ("" = no command: no motion)
+        self.chunk_id = 0
+        self.chunks_since_command = 0  # seeds restart with each command or reset
+        self.inferring = False
+        self.last_error = ""
+        self.holding_reason = ""
+        self._holding_kind = ""
+        self._last_frame = -1
+        self._logged: set[str] = set()
+        self._late_logged_at = -1e9
+        self.kinematics = None  # forward kinematics for drawing the predicted path (optional)
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Commanded and enabled: new observations should wake the inference thread."""
+        return self.enabled and bool(self.task)
+
+    def put_joints(self, positions: np.ndarray, stamp: float) -> None:
+        self.cache.put(JOINTS, positions, stamp)
+
+    def put_image(self, camera: str, rgb: np.ndarray, stamp: float, source: str) -> None:
+        """Store an (h, w, 3) uint8 frame, resized to the model's size when the aspect allows."""
+        h, w = rgb.shape[:2]
+        if (h, w) != self.image_size:
+            problem = image_size_problem(h, w, self.image_size, self.cfg.max_aspect_change)
+            if problem:
+                raise ValueError(problem)
+            self.log_once(
+                f"resize {camera} {w}x{h}",
+                f"{source}: resizing {w}x{h} images to the checkpoint's {self.image_size[1]}x"
+                f"{self.image_size[0]} (same aspect ratio within max_aspect_change)",
+                "info",
+            )
+            rgb = resize_rgb(rgb, self.image_size)
+        if not rgb.flags.writeable:  # a view of the message buffer: torch wants its own copy
+            rgb = rgb.copy()
+        self.cache.put(camera, rgb, stamp)
+
+    def put_error(self, stream: str, error: str) -> None:
+        self.cache.put_error(stream, error)
+
+    def set_goal(self, point: np.ndarray, frame: str) -> str:
+        """Use ``point`` (base frame) as the goal; returns why not ("" when accepted)."""
+        if frame and frame != self.cfg.base_frame:
+            self.last_error = f"goal in frame {frame!r} ignored: goals must be in {self.cfg.base_frame!r}"
+            self.log_once(self.last_error, self.last_error)
+            return self.last_error
+        point = np.asarray(point, np.float32)
+        if not np.all(np.isfinite(point)):
+            self.last_error = "goal with non-finite coordinates ignored"
+            return self.last_error
+        self.cache.goal = point
+        return ""
+
+    def command(self, text: str) -> Resolution:
+        """Resolve ``text``; on success run that task, otherwise hold and say why."""
+        res = self.resolver.resolve(text)
+        if res.task is None:
+            self.hold(f"command refused: {res.message}")
+            with self._lock:
+                self.task = ""
+                self.last_error = f"command refused: {res.message}"
+            self.sink.log("warn", self.last_error)
+        else:
+            with self._lock:
+                self.task, self.last_error, self.chunks_since_command = res.task, "", 0
+            self.sink.log("info", f"command: {res.message}")
+        return res
+
+    def set_enabled(self, enabled: bool) -> None:
+        with self._lock:
+            self.enabled = bool(enabled)
+        if not enabled:
+            self.hold("disabled")
+
+    def reset(self) -> None:
+        """Hold, forget the command and the goal."""
+        self.hold("reset")
+        with self._lock:
+            self.task, self.last_error, self.chunks_since_command = "", "", 0
+            self.cache.goal = None
+
+    def stop(self, why: str) -> None:
+        """The task ended (success, timeout, cancel): hold and wait for the next command."""
+        self.hold(why)
+        with self._lock:
+            self.task = ""
+
+    # --- the inference thread's step ----------------------------------------------------------
+
+    def step(self) -> bool:
+        """Predict and publish the next chunk if one is due; True when a chunk went out."""
+        with self._lock:
+            enabled, task = self.enabled, self.task
+        if not enabled or not task:
+            return False
+        now = self.clock()
+        obs, _, problem = self.cache.snapshot(now)
+        if problem:
+            self.hold(problem, kind="observations")
+            return False
+        frame = self.cache.count(self.cache.primary)
+        if frame == self._last_frame or not self.scheduler.due(now):
+            return False  # wait for a fresh frame: the newest observation, not a repeat
+        self._last_frame = frame
+        try:
+            segment = self._predict(obs, task)
+        except UnsafeChunk as exc:
+            self.hold(f"unsafe chunk not published: {exc}")
+            return False
+        if segment is None:
+            return False
+        with self._lock:
+            if not self.enabled or self.task != task:
+                return False  # disabled, reset or re-commanded while inferring: drop it
+            self.scheduler.commit(segment, self.clock())
+            self.chunk_id += 1
+            self.chunks_since_command += 1
+            self.sink.publish(self._trajectory(segment))
+            if self.holding_reason:
+                self.sink.log("info", f"resuming after: {self.holding_reason}")
+            self.holding_reason = ""
+        return True
+
+    def _predict(self, obs: Observation, task: str) -> Segment | None:
+        obs.task = task
+        prefix = self.scheduler.prefix(obs.stamp)
+        seed = None if self.cfg.seed < 0 else self.cfg.seed + self.chunks_since_command
+        t0 = time.perf_counter()
+        self.inferring = True
+        try:
+            chunk = self.policy.predict(obs, prefix=prefix, seed=seed)
+        finally:
+            self.inferring = False
+        inference_s = time.perf_counter() - t0
+        if self.cfg.inject_delay_ms > 0:  # benchmarks: a slower policy, reproducibly
+            while self.clock() < obs.stamp + self.cfg.inject_delay_ms / 1e3:
+                time.sleep(0.002)
+        now = self.clock()
+        self._account(inference_s, now - obs.stamp)
+        self.scheduler.record_delay(now - obs.stamp)
+        # Without a plan (first chunk, after a hold) start from the measured state: the arm
+        # may have been moved since (a sim reset, a person), so an old target would be wrong.
+        segment = self.scheduler.schedule(
+            chunk, obs.stamp, now, obs.state.astype(np.float64), 0 if prefix is None else len(prefix)
+        )
+        if segment is None:
+            self.hold(f"inference took {self.timing.inference_ms:.0f} ms, longer than a whole chunk")
+            return None
+        segment.positions, report = limit_chunk(segment.positions, segment.start, self.dt, self.limits)
+        if report.clamped or report.rate_limited:
+            self.log_once(
+                "limited", "policy targets were limited (position clamp or velocity cap); see diagnostics"
+            )
+        return segment
+
+    def _account(self, inference_s: float, delay_s: float) -> None:
+        t = self.timing
+        t.inference_ms, t.delay_ms = 1e3 * inference_s, 1e3 * delay_s
+        t.chunks += 1
+        if t.delay_ms > t.budget_ms:
+            t.late_chunks += 1
+            wall = time.monotonic()
+            if wall - self._late_logged_at > 5.0:  # a slow machine: say so, but not 10 times a second
+                self._late_logged_at = wall
+                self.sink.log(
+                    "warn",
+                    f"chunk late: {t.delay_ms:.0f} ms from observation to chunk (inference "
+                    f"{t.inference_ms:.0f} ms) against a budget of {t.budget_ms:.0f} ms "
+                    f"({t.late_chunks} of {t.chunks} late); the CPU is too busy or the policy too slow",
+                )
+
+    def _trajectory(self, seg: Segment) -> Trajectory:
+        positions = seg.positions
+        if abs(self.control_dt - self.dt) > 1e-9:  # resample onto the control grid
+            src_t = self.dt * np.arange(len(positions) + 1)
+            dst_t = np.arange(self.control_dt, src_t[-1] + 1e-9, self.control_dt)
+            full = np.vstack([seg.start[None], positions])
+            positions = np.stack([np.interp(dst_t, src_t, full[:, j]) for j in range(full.shape[1])], axis=1)
+        vel = velocities(seg.start, positions, self.control_dt)
+        return Trajectory(seg.stamp, self.control_dt, positions, vel, seg.start)
+
+    # --- holding and status -------------------------------------------------------------------
+
+    def hold(self, reason: str, kind: str = "") -> None:
+        """Stop where the controller is now, forget the plan, report why.
+
+        Repeated holds of the same ``kind`` (default: the reason itself) only update the
+        reason shown in the status: one log line and one hold trajectory per episode.
+        """
+        kind = kind or reason
+        with self._lock:
+            if self.holding_reason and kind == self._holding_kind:
+                self.holding_reason = reason
+                return
+            self.holding_reason, self._holding_kind = reason, kind
+            self.sink.log("warn", f"holding: {reason}")
+            if self.scheduler.has_plan:
+                now = self.clock()
+                target = self.scheduler.committed(np.array([now]))[0]
+                zero = np.zeros((1, len(target)))
+                self.sink.publish(Trajectory(now, self.control_dt, target[None], zero, target))
+            self.scheduler.reset()
+
+    def state(self) -> str:
+        if not self.enabled:
+            return DISABLED
+        if not self.task:
+            return IDLE
+        return HOLDING if self.holding_reason else RUNNING
+
+    def observation_age(self) -> float:
+        return float(self.cache.snapshot(self.clock())[1])
+
+    def describe(self) -> str:
+        p = self.policy
+        return (
+            f"{len(self.joint_names)} joints, cameras {list(self.cameras)} at {self.image_size[1]}x"
+            f"{self.image_size[0]}, horizon {p.horizon} at {p.fps:g} Hz, {self.cfg.chunk_blending} "
+            f"chunking, tasks {p.tasks}"
+        )
+
+    def log_once(self, key: str, text: str, level: str = "warn") -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            self.sink.log(level, text)

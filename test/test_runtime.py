@@ -1,0 +1,147 @@
+"""The policy node's decisions without ROS: PolicyRuntime driven by a fake clock.
+
+A real (tiny) checkpoint trained here, a clock the test moves, and a sink that records
+what the node would publish and log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from policy_checkpoints import JOINTS, SIZE, TASKS, bright_image, train_step_checkpoint
+
+from flow_policy_node.control.config import PolicyNodeConfig
+from flow_policy_node.control.loading import load_runtime
+from flow_policy_node.control.runtime import DISABLED, HOLDING, IDLE, RUNNING, PolicyRuntime, Trajectory
+
+STATE = np.array([0.1, -0.2, 0.3, -0.1, 0.2, -0.3, 0.02])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return train_step_checkpoint(tmp_path_factory.mktemp("ckpt") / "step")
+
+
+class Clock:
+    """Seconds that move only when told to; ``per_call`` advances time on every reading
+    (so a policy call between two readings appears to take that long)."""
+
+    def __init__(self, t: float = 100.0, per_call: float = 0.0) -> None:
+        self.t, self.per_call = t, per_call
+
+    def __call__(self) -> float:
+        t = self.t
+        self.t += self.per_call
+        return t
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.trajectories: list[Trajectory] = []
+        self.logs: list[tuple[str, str]] = []
+
+    def publish(self, trajectory: Trajectory) -> None:
+        self.trajectories.append(trajectory)
+
+    def log(self, level: str, text: str) -> None:
+        self.logs.append((level, text))
+
+
+def make(checkpoint: Path, clock: Clock, **overrides) -> tuple[PolicyRuntime, Recorder]:
+    cfg = PolicyNodeConfig(
+        checkpoint=str(checkpoint),
+        cameras=["front"],
+        camera_topics=["camera/front/image_raw"],
+        command_embedding=False,
+        seed=0,
+        **overrides,
+    )
+    sink = Recorder()
+    return load_runtime(cfg, sink, clock), sink
+
+
+def observe(rt: PolicyRuntime, clock: Clock, state=STATE) -> None:
+    """Fresh joint state and front image, stamped now."""
+    rt.put_joints(np.asarray(state, np.float64), clock.t)
+    rt.put_image("front", bright_image(1.0), clock.t, "camera/front/image_raw")
+
+
+def test_nothing_moves_before_a_command_then_chunks_follow_the_observation(checkpoint) -> None:
+    clock = Clock()
+    rt, sink = make(checkpoint, clock)
+    observe(rt, clock)
+    assert not rt.step() and sink.trajectories == [] and rt.state() == IDLE
+    assert rt.command(TASKS[0]).task == TASKS[0]
+    assert rt.step() and rt.state() == RUNNING
+    traj = sink.trajectories[-1]
+    assert traj.stamp == pytest.approx(clock.t - clock.per_call, abs=0.11)
+    assert traj.positions.shape[1] == len(JOINTS) and np.all(np.isfinite(traj.positions))
+    assert np.all(traj.positions >= rt.limits.lower) and np.all(traj.positions <= rt.limits.upper)
+    # The step task ramps joint 1 up from the observed state.
+    assert traj.positions[-1, 0] > STATE[0]
+    # The same frame twice is not a new observation: no second chunk from it.
+    assert not rt.step()
+
+
+def test_stale_or_bad_observations_hold_once_and_say_why(checkpoint) -> None:
+    clock = Clock()
+    rt, sink = make(checkpoint, clock, max_observation_age=0.5)
+    observe(rt, clock)
+    rt.command(TASKS[0])
+    assert rt.step()
+    clock.t += 2.0  # nothing new for 2 s
+    assert not rt.step()
+    assert rt.state() == HOLDING and "stale observations" in rt.holding_reason
+    holds = [t for t in sink.trajectories if len(t.positions) == 1]
+    assert len(holds) == 1 and np.all(holds[0].velocities == 0)  # one hold trajectory, at rest
+    assert not rt.step() and len([t for t in sink.trajectories if len(t.positions) == 1]) == 1
+    with pytest.raises(ValueError, match="without distorting"):
+        rt.put_image("front", np.zeros((SIZE, 4 * SIZE, 3), np.uint8), clock.t, "camera/front/image_raw")
+    observe(rt, clock)
+    assert rt.step() and rt.state() == RUNNING
+    assert any("resuming after" in text for _, text in sink.logs)
+
+
+def test_late_chunks_are_counted_and_reported(checkpoint) -> None:
+    # Every clock reading 0.5 s after the last: a chunk is ready 0.5 s after its observation,
+    # beyond the budget of 4 steps at 10 Hz (0.4 s).
+    clock = Clock(per_call=0.5)
+    rt, sink = make(checkpoint, clock, execution_horizon=4)
+    assert rt.timing.budget_ms == pytest.approx(400.0)
+    rt.command(TASKS[0])
+    for _ in range(3):
+        observe(rt, clock)
+        rt.step()
+    assert rt.timing.chunks >= 2 and rt.timing.late_chunks == rt.timing.chunks
+    assert rt.timing.delay_ms > rt.timing.budget_ms
+    late = [text for level, text in sink.logs if level == "warn" and "chunk late" in text]
+    assert len(late) == 1 and "budget of 400 ms" in late[0]  # said once, not every chunk
+
+    quick = Clock(per_call=0.001)
+    rt, _ = make(checkpoint, quick, execution_horizon=4)
+    rt.command(TASKS[0])
+    observe(rt, quick)
+    assert rt.step() and rt.timing.late_chunks == 0 and rt.timing.chunks == 1
+
+
+def test_disable_reset_and_refused_commands_stop_motion(checkpoint) -> None:
+    clock = Clock()
+    rt, sink = make(checkpoint, clock)
+    observe(rt, clock)
+    rt.command(TASKS[0])
+    assert rt.step()
+    rt.set_enabled(False)
+    assert rt.state() == DISABLED and sink.trajectories[-1].positions.shape[0] == 1
+    clock.t += 0.1
+    observe(rt, clock)
+    n = len(sink.trajectories)
+    assert not rt.step() and len(sink.trajectories) == n
+    rt.set_enabled(True)
+    assert rt.set_goal(np.array([0.4, 0.0, 0.1]), "camera_link") != ""  # wrong frame: refused
+    assert rt.set_goal(np.array([0.4, 0.0, 0.1]), "base_link") == "" and rt.cache.goal is not None
+    rt.reset()
+    assert rt.task == "" and rt.cache.goal is None and rt.state() == IDLE
+    res = rt.command("open the door")
+    assert res.task is None and rt.task == "" and "command refused" in rt.last_error
