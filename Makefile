@@ -1,6 +1,8 @@
 # flow_policy: two commands from a fresh Debian machine.
 #   make demo   collect demos in the MuJoCo sim through ROS, convert, train, evaluate, report
 #   make test   lint + the whole test suite (installs everything first)
+#   make test ROS2_TOOLS_DIR=../shared/ros2-tools   also installs the upstream `ros2` CLI,
+#               launch and launch_ros from that folder, so the launch tests run (.ci/run does)
 .PHONY: setup demo demo-quick test test-fast lint format bench clean
 
 VENV ?= .venv
@@ -10,6 +12,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_localhost.xml
 export AMENT_PREFIX_PATH := $(CURDIR)/$(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 export MUJOCO_GL ?= egl
+ifdef ROS2_TOOLS_DIR
+export ROS2_TOOLS_DIR
+endif
 
 setup:
 	@scripts/setup.sh

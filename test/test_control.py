@@ -205,7 +205,7 @@ def test_parameter_files_name_only_known_parameters_with_valid_values(use: str) 
     from flow_policy_node.control.config import PolicyNodeConfig, config_fields
 
     path = Path(__file__).resolve().parent.parent / "config" / f"policy_node.{use}.yaml"
-    params = yaml.safe_load(path.read_text())["flow_policy_node"]["ros__parameters"]
+    params = yaml.safe_load(path.read_text())["/**/flow_policy_node"]["ros__parameters"]
     params.pop("use_sim_time")
     assert set(params) <= set(config_fields()), set(params) - set(config_fields())
     assert PolicyNodeConfig(**params).check() == []

@@ -5,9 +5,14 @@ from the ROS graph and its serialized bytes go to the bag untouched; their QoS f
 the publishers' (best-effort cameras, latched goals), as rosbag2's does. A writer thread
 does the I/O, so callbacks only enqueue; deep queues keep up with camera rates. Bags
 are split every ``roll_period`` s (see data/bag_writer.py), so a killed recorder loses
-at most that much. Episodes start and stop through /recorder/start_episode and
-/recorder/stop_episode (or automatically on each command when ``auto_episodes`` is set);
+at most that much. Episodes start and stop through recorder/start_episode and
+recorder/stop_episode (or automatically on each command when ``auto_episodes`` is set);
 a write error stops the episode and is reported, never skipped over.
+
+Names are relative to the node's namespace: under ``/robot1`` the topic ``joint_states``
+is ``/robot1/joint_states``, and bags name every topic fully qualified, as rosbag2 does.
+Stamps come from the node's clock: simulated time with use_sim_time, else the wall clock
+(a real arm publishes no /clock).
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from pathlib import Path
 from flow_policy_node.ros.env import run_node_main, spin
 
 DEFAULT_TOPICS = [
-    "/joint_states",
-    "/camera/front/image_raw",
-    "/camera/wrist/image_raw",
-    "/arm_controller/joint_trajectory",
-    "/flow_policy/command",
-    "/clicked_point",
-    "/sim/task_success",
+    "joint_states",
+    "camera/front/image_raw",
+    "camera/wrist/image_raw",
+    "arm_controller/joint_trajectory",
+    "flow_policy/command",
+    "clicked_point",
+    "sim/task_success",
 ]
 
 
@@ -75,10 +80,10 @@ def _main(argv: list[str]) -> int:
             p = self.declare_parameter
             self.out_dir = Path(p("output_dir", "bags").value).expanduser()
             self.storage = p("storage", "mcap").value
-            self.topics = list(p("topics", DEFAULT_TOPICS).value)
+            self.topics = [self.resolve_topic_name(t) for t in p("topics", DEFAULT_TOPICS).value]
             self.roll_period = float(p("roll_period", 1.0).value)
             self.auto = bool(p("auto_episodes", False).value)
-            self.command_topic = p("command_topic", "/flow_policy/command").value
+            self.command_topic = p("command_topic", "flow_policy/command").value
             self.depth = int(p("queue_depth", 1000).value)
             self.joint_names = list(p("joint_names", list(default_arm().joint_names)).value)
             self.queue: queue.Queue = queue.Queue()
@@ -89,11 +94,12 @@ def _main(argv: list[str]) -> int:
             self.subscribed: dict[str, str] = {}
             # Latched topics (a goal set before the episode, the last outcome) are written
             # again at each episode start, as rosbag2 does for transient-local topics.
-            self.latched_topics = set(p("latched_topics", ["/clicked_point", "/sim/task_success"]).value)
+            latched = p("latched_topics", ["clicked_point", "sim/task_success"]).value
+            self.latched_topics = {self.resolve_topic_name(t) for t in latched}
             self.latched: dict[str, tuple[str, int, bytes]] = {}
             self.typestore = make_typestore()
-            self.create_service(StartEpisode, "/recorder/start_episode", self.on_start)
-            self.create_service(StopEpisode, "/recorder/stop_episode", self.on_stop)
+            self.create_service(StartEpisode, "recorder/start_episode", self.on_start)
+            self.create_service(StopEpisode, "recorder/stop_episode", self.on_stop)
             if self.auto:
                 self.create_subscription(String, self.command_topic, self.on_command, 10)
             self.create_timer(0.2, self.discover)

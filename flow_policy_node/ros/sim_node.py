@@ -1,11 +1,17 @@
 """sim_node: the MuJoCo arm behind the robot's topics, as a ros2_control robot would be.
 
 Publishes /clock (it owns simulated time; run the other nodes with use_sim_time),
-/joint_states (100 Hz), camera images (15 Hz), /sim/task_success, the task goal on
-/clicked_point (transient local) and object positions on /sim/object_poses; executes
-JointTrajectory on /arm_controller/joint_trajectory like a JointTrajectoryController;
-/sim/reset (flow_policy_msgs/srv/ResetSim) resets the scene and selects the task.
+joint_states (100 Hz), camera images (15 Hz), sim/task_success, the task goal on
+clicked_point (transient local) and object positions on sim/object_poses; executes
+JointTrajectory on arm_controller/joint_trajectory like a JointTrajectoryController;
+sim/reset (flow_policy_msgs/srv/ResetSim) resets the scene and selects the task.
 Physics runs on its own thread at ``real_time_factor`` x real time.
+
+Names are relative, so that under a namespace (``--ros-args -r __ns:=/robot1``) every
+topic and service is the robot's own; /clock is global (a launch file remaps it per
+robot). With ``wall_clock: true`` the node stands in for a real arm's driver: messages
+are stamped with the wall clock, no /clock is published, and trajectory stamps are read
+as wall-clock times (run the other nodes with use_sim_time false).
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ def _main(argv: list[str]) -> int:
             size = (int(p("image_height", 96).value), int(p("image_width", 96).value))
             cameras = tuple(p("cameras", ["front", "wrist"]).value or ())  # `cameras:=[]` reads as None
             self.rtf = float(p("real_time_factor", 1.0).value)
-            image_topic = p("image_topic_format", "/camera/{camera}/image_raw").value
-            traj_topic = p("trajectory_topic", "/arm_controller/joint_trajectory").value
+            image_topic = p("image_topic_format", "camera/{camera}/image_raw").value
+            traj_topic = p("trajectory_topic", "arm_controller/joint_trajectory").value
+            self.wall_clock = bool(p("wall_clock", False).value)
 
             self.env = ArmEnv(SimConfig(image_size=size, cameras=cameras, render=False))
             self.names = list(self.env.arm.joint_names)
@@ -63,22 +70,22 @@ def _main(argv: list[str]) -> int:
             self.env.reset(self.task_name, self.seed)
 
             latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.clock_pub = self.create_publisher(Clock, "/clock", 10)
-            self.js_pub = self.create_publisher(JointState, "/joint_states", 50)
+            self.clock_pub = None if self.wall_clock else self.create_publisher(Clock, "/clock", 10)
+            self.js_pub = self.create_publisher(JointState, "joint_states", 50)
             self.img_pubs = {
                 c: self.create_publisher(Image, image_topic.format(camera=c), QoSProfile(depth=5))
                 for c in cameras
             }
-            self.success_pub = self.create_publisher(Bool, "/sim/task_success", latched)
-            self.goal_pub = self.create_publisher(PointStamped, "/clicked_point", latched)
-            self.objects_pub = self.create_publisher(PoseArray, "/sim/object_poses", 10)
+            self.success_pub = self.create_publisher(Bool, "sim/task_success", latched)
+            self.goal_pub = self.create_publisher(PointStamped, "clicked_point", latched)
+            self.objects_pub = self.create_publisher(PoseArray, "sim/object_poses", 10)
             self.create_subscription(
                 JointTrajectory,
                 traj_topic,
                 self.on_trajectory,
                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
             )
-            self.create_service(ResetSim, "/sim/reset", self.on_reset)
+            self.create_service(ResetSim, "sim/reset", self.on_reset)
             self.Image, self.PointStamped, self.Point, self.Pose, self.PoseArray = (
                 Image,
                 PointStamped,
@@ -94,7 +101,8 @@ def _main(argv: list[str]) -> int:
             self.thread.start()
             self.get_logger().info(
                 f"sim ready: task {self.task_name!r}, cameras {list(cameras)} {size[1]}x{size[0]}, "
-                f"{self.js_rate:.0f} Hz joint states, real-time factor {self.rtf}"
+                f"{self.js_rate:.0f} Hz joint states, real-time factor {self.rtf}, "
+                f"{'wall-clock stamps' if self.wall_clock else 'publishing /clock'}"
             )
 
         # --- callbacks (short: validate and hand over under the lock) --------------------
@@ -111,7 +119,13 @@ def _main(argv: list[str]) -> int:
                 return
             with self.lock:
                 now = self.env.time
-                start = stamp_to_sec(msg.header.stamp) if stamp_to_sec(msg.header.stamp) > 0 else now
+                stamp = stamp_to_sec(msg.header.stamp)
+                if stamp <= 0:
+                    start = now
+                elif self.wall_clock:  # a wall-clock time: as far from now in sim time
+                    start = now + (stamp - time.time())
+                else:
+                    start = stamp
                 self.executor_.accept(max(start, now), times, positions, self.env.joint_targets())
 
         def on_reset(self, request, response):
@@ -135,7 +149,7 @@ def _main(argv: list[str]) -> int:
             goal = self.env.goal
             if goal is not None:
                 msg = self.PointStamped()
-                msg.header.stamp = sec_to_stamp(self.env.time)
+                msg.header.stamp = self.stamp(self.env.time)
                 msg.header.frame_id = "base_link"
                 msg.point = self.Point(x=float(goal[0]), y=float(goal[1]), z=float(goal[2]))
                 self.goal_pub.publish(msg)
@@ -156,8 +170,9 @@ def _main(argv: list[str]) -> int:
                     images = {c: self.env.render(c) for c in self.img_pubs} if tick % cam_every == 0 else {}
                     success = self.env.success()
                     objects = self.env.object_positions() if tick % 10 == 0 else None
-                stamp = sec_to_stamp(now)
-                self.clock_pub.publish(self.Clock(clock=stamp))
+                stamp = self.stamp(now)
+                if self.clock_pub is not None:
+                    self.clock_pub.publish(self.Clock(clock=stamp))
                 self.js_pub.publish(joint_state_msg(self.names, q, dq, stamp))
                 for cam, rgb in images.items():
                     self.img_pubs[cam].publish(rgb_to_image(rgb, stamp, f"{cam}_camera_optical_frame"))
@@ -174,6 +189,10 @@ def _main(argv: list[str]) -> int:
                 elif ahead < -0.5:  # fell behind (slow machine): do not try to catch up in a burst
                     wall0, sim0 = time.monotonic(), now
             self.env.close()  # renderers belong to this thread's GL context
+
+        def stamp(self, sim_time: float):
+            """The stamp of something that happened now, at ``sim_time`` in the simulation."""
+            return sec_to_stamp(time.time() if self.wall_clock else sim_time)
 
         def publish_objects(self, objects: dict, stamp) -> None:
             msg = self.PoseArray()

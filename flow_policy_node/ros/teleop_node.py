@@ -1,11 +1,11 @@
 """teleop_node: the scripted expert as a teleoperator, through the robot's own topics.
 
-For each episode it resets the simulator (/sim/reset), announces the command on
-/flow_policy/command, optionally starts a recorder episode, and streams joint setpoints
-on /arm_controller/joint_trajectory at the control rate, as a teleop device would. It
+For each episode it resets the simulator (sim/reset), announces the command on
+flow_policy/command, optionally starts a recorder episode, and streams joint setpoints
+on arm_controller/joint_trajectory at the control rate, as a teleop device would. It
 plans on a private copy of the scene, reset with the same task and seed as the simulator
-(so both share one layout), and reads the outcome from /sim/task_success. It exits after
-``episodes`` episodes.
+(so both share one layout), and reads the outcome from sim/task_success. It exits after
+``episodes`` episodes. Names are relative: under a namespace they are the robot's own.
 """
 
 from __future__ import annotations
@@ -48,17 +48,15 @@ def _main(argv: list[str]) -> int:
             self.env = ArmEnv(SimConfig(render=False, fps=self.rate))
             self.names = list(self.env.arm.joint_names)
             self.traj_pub = self.create_publisher(
-                JointTrajectory, p("trajectory_topic", "/arm_controller/joint_trajectory").value, 10
+                JointTrajectory, p("trajectory_topic", "arm_controller/joint_trajectory").value, 10
             )
-            self.cmd_pub = self.create_publisher(String, p("command_topic", "/flow_policy/command").value, 10)
+            self.cmd_pub = self.create_publisher(String, p("command_topic", "flow_policy/command").value, 10)
             latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.success = False
-            self.create_subscription(
-                Bool, "/sim/task_success", self.on_success, latched, callback_group=group
-            )
-            self.reset_cli = self.create_client(ResetSim, "/sim/reset", callback_group=group)
-            self.start_cli = self.create_client(StartEpisode, "/recorder/start_episode", callback_group=group)
-            self.stop_cli = self.create_client(StopEpisode, "/recorder/stop_episode", callback_group=group)
+            self.create_subscription(Bool, "sim/task_success", self.on_success, latched, callback_group=group)
+            self.reset_cli = self.create_client(ResetSim, "sim/reset", callback_group=group)
+            self.start_cli = self.create_client(StartEpisode, "recorder/start_episode", callback_group=group)
+            self.stop_cli = self.create_client(StopEpisode, "recorder/stop_episode", callback_group=group)
             self.expert: ScriptedExpert | None = None
             self.episode_done = threading.Event()
             self.settle_ticks = 0
