@@ -160,6 +160,15 @@ def rows() -> list[tuple[str, str, str]]:
                 "insitu",
             ),
         ]
+    images = load("images.json")
+    if images:
+        out.append(
+            (
+                f"camera frame to model input ({images['frame']}): OpenCV vs PIL",
+                f"{images['opencv_ms']:.2f} vs {images['pil_ms']:.2f} ms ({images['speedup']:.1f}x)",
+                "images",
+            )
+        )
     delay = load("delay.json")
     if delay:
         for method, per_task in delay["success"].items():

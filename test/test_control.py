@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler, seam_jump_ratio
-from flow_policy_node.control.observations import JOINTS, ObservationCache, image_size_problem
+from flow_policy_node.control.observations import JOINTS, ObservationCache
 from flow_policy_node.control.safety import JointLimits, UnsafeChunk, limit_chunk, velocities
 from flow_policy_node.kinematics import Kinematics
 from flow_policy_node.robot import default_arm
@@ -142,13 +142,6 @@ def test_observation_cache_reports_missing_bad_and_stale_streams() -> None:
     assert cache.snapshot(10.0)[2] == ""
     obs, _, problem = cache.snapshot(8.0)
     assert obs is None and "use_sim_time" in problem
-
-
-def test_image_size_rule_resizes_same_aspect_and_refuses_distortion() -> None:
-    assert image_size_problem(64, 64, (32, 32), 0.1) is None
-    assert image_size_problem(480, 640, (96, 128), 0.1) is None
-    problem = image_size_problem(32, 64, (32, 32), 0.1)
-    assert problem and "64x32" in problem and "refusing" in problem
 
 
 def test_forward_kinematics_matches_mujoco_tcp_site() -> None:

@@ -32,6 +32,20 @@ def test_target_velocity_is_the_time_derivative_of_x_t(name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_x1_estimate_recovers_the_data_point_each_path_heads_for(name: str) -> None:
+    """RTC guidance asks the path where a velocity leads; the linear answer is wrong elsewhere."""
+    path = make_path(name)
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = (torch.randn(8, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    for t in (0.1, 0.5, 0.9):
+        s = path.sample(x0, x1, torch.full((8,), t, dtype=torch.float64))
+        torch.testing.assert_close(path.x1_estimate(s.x_t, s.dx_t, t), x1, rtol=1e-6, atol=1e-6)
+        linear_guess = s.x_t + (1 - t) * s.dx_t
+        if name != "linear":
+            assert (linear_guess - x1).abs().max() > 1e-3, "the linear formula would have been right"
+
+
 def test_linear_target_is_x1_minus_x0_not_the_blog_formula() -> None:
     path = make_path("linear")
     x0, x1, t = torch.randn(8, 3), torch.randn(8, 3), torch.full((8,), 0.9)

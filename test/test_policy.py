@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -15,10 +16,10 @@ import torch
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.models.velocity import VelocityNetConfig
-from flow_policy_node.observation import Observation
+from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, Observation
 from flow_policy_node.train.checkpoint import CheckpointError, Expectation, load_policy
-from flow_policy_node.train.loop import TrainConfig, train
-from flow_policy_node.train.synthetic import BimodalDataset, ReachDataset
+from flow_policy_node.train.loop import TrainConfig, split_episodes, train
+from flow_policy_node.train.synthetic import BimodalDataset, ReachDataset, stats_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,6 +95,22 @@ def test_inpainting_keeps_the_committed_prefix(bimodal_policies) -> None:
     assert continued >= 16, continued
 
 
+@pytest.mark.parametrize("path", ["cosine", "vp", "polynomial"])
+def test_inpainting_continues_the_prefix_under_every_path(tmp_path, path: str) -> None:
+    """Real-time chunking's guidance holds the committed side whatever the probability path."""
+    cfg = small_config("flow", 800)
+    cfg.batch_size, cfg.policy.path = 256, path
+    policy = train(cfg, BimodalDataset(), tmp_path / path)
+    prefix = BimodalDataset.mode(side=-1)[:5]
+    obs = Observation(state=np.zeros(7, np.float32), task="go round")
+    continued = 0
+    for seed in range(20):
+        chunk = policy.predict(obs, prefix=prefix, seed=seed)
+        np.testing.assert_allclose(chunk[:5], prefix, atol=1e-6)
+        continued += chunk[8, 1] < -0.5
+    assert continued >= 16, (path, continued)
+
+
 def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_policies, tmp_path) -> None:
     trained = bimodal_policies["flow"]
     out = tmp_path / "rt"
@@ -151,6 +168,52 @@ def test_resume_continues_the_step_count(tmp_path) -> None:
     steps = [int(r.split(",")[0]) for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [40, 50, 80]
     assert json.loads((tmp_path / "metadata.json").read_text())["steps"] == 80
+
+
+class MemorisableEpisodes(torch.utils.data.Dataset):
+    """20 episodes of 16 samples: each episode's state is a random vector and its chunk a
+    random constant. A policy can memorise the training episodes' state -> chunk pairs but
+    cannot guess a held-out episode's chunk: the held-out loss must stay above the training one."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(3)
+        self.horizon, self.cameras, self.fps, self.image_size = 16, (), 10.0, (0, 0)
+        self.tasks, self.joint_names = ["memorise"], BimodalDataset().joint_names
+        self.episode = np.arange(320) // 16
+        self.state = rng.normal(0, 1, (20, 7)).astype(np.float32)[self.episode]
+        self.actions = np.repeat(rng.normal(0, 1, (20, 1, 7)).astype(np.float32), 16, axis=1)[self.episode]
+        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            STATE: torch.from_numpy(self.state[i]),
+            GOAL: torch.zeros(3),
+            TASK_INDEX: torch.tensor(0),
+            ACTION: torch.from_numpy(self.actions[i]),
+            ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
+        }
+
+
+def test_validation_loss_on_held_out_episodes_shows_overfitting(tmp_path) -> None:
+    cfg = small_config("flow", 300)
+    cfg.val_fraction, cfg.log_every = 0.25, 100
+    data = MemorisableEpisodes()
+    train(cfg, data, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [100, 200, 300]
+    first, last = rows[0], rows[-1]
+    assert float(last["loss"]) < float(first["loss"])  # it learns the training episodes
+    assert float(last["val_loss"]) > 2 * float(last["loss"]), last  # and the held-out loss shows it
+    train_idx, val_idx = split_episodes(data, 0.25, cfg.seed)
+    held = set(data.episode[val_idx])
+    assert len(held) == 5 and not held & set(data.episode[train_idx])  # whole episodes, disjoint
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="episode"):
+        split_episodes(BimodalDataset(n=32), 0.25, 0)
 
 
 DDP_SCRIPT = """

@@ -255,7 +255,8 @@ def test_bad_inputs_hold_the_arm_and_say_why(probe, checkpoint, tmp_path) -> Non
         expect_hold("lacks joints ['joint_3']", names=[n for n in JOINTS if n != "joint_3"])
         renamed = ["shoulder_pan", *JOINTS[1:]]
         assert "shoulder_pan" in expect_hold("lacks joints ['joint_1']", names=renamed).last_error
-        expect_hold("unsupported image encoding '16UC1'", encoding="16UC1")
+        expect_hold("unsupported image encoding 'yuv422'", encoding="yuv422")
+        expect_hold("too small", image=np.zeros((1, 1, 3), np.uint8))  # not an observation
         st = expect_hold("refusing", image=np.zeros((32, 64, 3), np.uint8))
         assert "64x32" in st.last_error and "32x32" in st.last_error
         expect_hold("stale observations", paused=True)

@@ -27,27 +27,6 @@ class _Entry:
     count: int = 0
 
 
-def image_size_problem(
-    height: int, width: int, model_size: tuple[int, int], max_aspect_change: float
-) -> str | None:
-    """Why an image of ``height`` x ``width`` must not be resized to ``model_size``, or None.
-
-    Resizing keeps what the camera sees; changing the aspect ratio by more than
-    ``max_aspect_change`` (relative) would distort it beyond what the policy was trained on.
-    """
-    if height <= 0 or width <= 0:
-        return f"empty image {width}x{height}"
-    have, want = width / height, model_size[1] / model_size[0]
-    change = abs(have / want - 1.0)
-    if change > max_aspect_change:
-        return (
-            f"{width}x{height} images (aspect {have:.2f}) cannot be resized to the checkpoint's "
-            f"{model_size[1]}x{model_size[0]} (aspect {want:.2f}) without distorting them by {change:.0%} "
-            f"(max_aspect_change {max_aspect_change:.0%}); refusing them"
-        )
-    return None
-
-
 class ObservationCache:
     """Thread-safe store of the newest joint state and camera images."""
 

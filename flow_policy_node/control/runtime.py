@@ -25,9 +25,9 @@ import numpy as np
 from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler, Segment
 from flow_policy_node.control.commands import CommandResolver, Resolution
 from flow_policy_node.control.config import PolicyNodeConfig
-from flow_policy_node.control.observations import JOINTS, ObservationCache, image_size_problem
+from flow_policy_node.control.observations import JOINTS, ObservationCache
 from flow_policy_node.control.safety import JointLimits, UnsafeChunk, limit_chunk, velocities
-from flow_policy_node.images import resize_rgb
+from flow_policy_node.images import resize_rgb, size_problem
 from flow_policy_node.observation import Observation
 
 # PolicyStatus states (flow_policy_msgs/msg/PolicyStatus), as plain strings: no ROS here.
@@ -132,7 +132,7 @@ class PolicyRuntime:
         """Store an (h, w, 3) uint8 frame, resized to the model's size when the aspect allows."""
         h, w = rgb.shape[:2]
         if (h, w) != self.image_size:
-            problem = image_size_problem(h, w, self.image_size, self.cfg.max_aspect_change)
+            problem = size_problem(h, w, self.image_size, self.cfg.max_aspect_change)
             if problem:
                 raise ValueError(problem)
             self.log_once(

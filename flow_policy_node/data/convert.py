@@ -30,12 +30,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from PIL import Image as PILImage
 from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
 from flow_policy_node.data import lerobot
-from flow_policy_node.images import resize_rgb
+from flow_policy_node.images import ImageError, compressed_to_rgb, image_to_rgb, resize_rgb
 from flow_policy_node.observation import ACTION, GOAL, STATE, image_key
 from flow_policy_node.robot import default_arm
 
@@ -103,20 +102,10 @@ def _stamp(msg, log_ns: int) -> float:
 
 
 def _image_rgb(msg, msgtype: str) -> np.ndarray:
-    if msgtype.endswith("CompressedImage"):
-        import io
-
-        with PILImage.open(io.BytesIO(bytes(msg.data))) as im:
-            return np.asarray(im.convert("RGB"))
-    enc = msg.encoding.lower()
-    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}.get(enc)
-    if ch is None:
-        raise EpisodeSkipped(f"image encoding {msg.encoding!r} not supported")
-    rows = np.frombuffer(bytes(msg.data), np.uint8)[: msg.step * msg.height].reshape(msg.height, msg.step)
-    img = rows[:, : msg.width * ch].reshape(msg.height, msg.width, ch)
-    if enc == "mono8":
-        return np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[:, :, 2::-1] if enc.startswith("bgr") else img[:, :, :3])
+    try:
+        return compressed_to_rgb(msg) if msgtype.endswith("CompressedImage") else image_to_rgb(msg)
+    except ImageError as exc:
+        raise EpisodeSkipped(str(exc)) from exc
 
 
 @dataclass

@@ -107,11 +107,23 @@ class AffinePath:
         s = self.scheduler(t.reshape(-1, *([1] * (x1.dim() - 1))))
         return PathSample(s.alpha_t * x1 + s.sigma_t * x0, s.d_alpha_t * x1 + s.d_sigma_t * x0, t)
 
-    def point(self, x0: Tensor, x1: Tensor, t: float | Tensor) -> Tensor:
-        """The path's point at time t (scalar or (B,)): used to inpaint known chunk steps."""
-        t = torch.as_tensor(t, dtype=x1.dtype, device=x1.device)
-        s = self.scheduler(t.reshape(-1, *([1] * (x1.dim() - 1))) if t.dim() else t)
-        return s.alpha_t * x1 + s.sigma_t * x0
+    def x1_estimate(self, x_t: Tensor, v: Tensor, t: float) -> Tensor | None:
+        """The data point that velocity ``v`` at ``x_t`` heads for: E[x1 | x_t] for a learned field.
+
+        Solves x_t = a x1 + s x0, v = a' x1 + s' x0 for x1:  x1 = (s' x_t - s v) / (s' a - s a').
+        On the linear path this is x_t + (1 - t) v. ``t`` is a scalar in [0, 1]. None where
+        the velocity says nothing about x1 (s' a - s a' = 0: the polynomial path at t = 0).
+        """
+        sch = self.scheduler(torch.as_tensor(float(t), dtype=x_t.dtype, device=x_t.device))
+        det = sch.d_sigma_t * sch.alpha_t - sch.sigma_t * sch.d_alpha_t
+        if abs(float(det)) < 1e-6:
+            return None
+        return (sch.d_sigma_t * x_t - sch.sigma_t * v) / det
+
+    def signal_to_noise(self, t: float) -> float:
+        """alpha_t / sigma_t, the ratio real-time chunking's guidance weight is built on."""
+        sch = self.scheduler(torch.tensor(float(t), dtype=torch.float64))
+        return float(sch.alpha_t / sch.sigma_t.clamp_min(1e-12))
 
 
 def make_path(name: str = "linear", **kwargs) -> AffinePath:

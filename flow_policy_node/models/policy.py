@@ -220,23 +220,29 @@ class FlowPolicy(BasePolicy):
     def _guided_velocity(self, velocity, x: Tensor, t: Tensor, target: Tensor, k: int) -> Tensor:
         """Real-time chunking by guidance (Black et al. 2025, pseudo-inverse guidance).
 
-        The denoised estimate x1_hat = x + (1 - t) v is pulled towards the committed prefix
-        on its first k steps; the correction flows through the network's Jacobian, so the
-        free steps bend to continue the prefix instead of jumping at the seam:
+        The denoised estimate x1_hat (what the path says ``v`` at ``x`` heads for; on the
+        linear path x + (1 - t) v) is pulled towards the committed prefix on its first k
+        steps; the correction flows through the network's Jacobian, so the free steps bend to
+        continue the prefix instead of jumping at the seam:
 
             v' = v + c(t) * J^T W (target - x1_hat),   J = d x1_hat / d x,
-            c(t) = min(beta, (1 - t) / (t r^2)),       r^2 = (1 - t)^2 / (t^2 + (1 - t)^2).
+            c(t) = min(beta, 1 / (snr r^2)),            r^2 = 1 / (1 + snr^2),  snr = alpha_t / sigma_t,
+
+        which on the linear path (snr = t / (1 - t)) is the paper's (1 - t) / (t r^2).
         """
         tt = t[0].item()
         with torch.inference_mode(False), torch.enable_grad():
             xg = x.detach().clone().requires_grad_(True)
             v = velocity(xg, t.clone())
-            x1_hat = xg + (1 - tt) * v
+            x1_hat = self.path.x1_estimate(xg, v, tt)
+            if x1_hat is None:  # no estimate of the data at this time: no guidance this step
+                return v.detach()
             err = torch.zeros_like(x1_hat)
             err[:, :k] = (target - x1_hat)[:, :k]
             (grad,) = torch.autograd.grad(x1_hat, xg, err.detach())
-        r2 = (1 - tt) ** 2 / (tt**2 + (1 - tt) ** 2)
-        c = min(self.cfg.guidance_beta, (1 - tt) / max(tt * r2, 1e-6))
+        snr = self.path.signal_to_noise(tt)
+        r2 = 1.0 / (1.0 + snr**2)
+        c = min(self.cfg.guidance_beta, 1.0 / max(snr * r2, 1e-6))
         return v.detach() + c * grad
 
 

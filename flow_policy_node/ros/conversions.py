@@ -7,13 +7,12 @@ message a user can act on.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import CompressedImage, Image, JointState
+from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 
@@ -82,39 +81,6 @@ def joint_state_msg(
 
 
 # --- images -----------------------------------------------------------------------------
-
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """(h, w, 3) uint8 RGB from a sensor_msgs/Image in rgb8, bgr8, rgba8, bgra8 or mono8."""
-    enc = msg.encoding.lower()
-    if enc not in _CHANNELS:
-        raise ConversionError(f"unsupported image encoding {msg.encoding!r}; use one of {sorted(_CHANNELS)}")
-    ch = _CHANNELS[enc]
-    if msg.step < msg.width * ch or len(msg.data) < msg.step * msg.height:
-        raise ConversionError(
-            f"image data too short: {len(msg.data)} B for {msg.width}x{msg.height} {enc} (step {msg.step})"
-        )
-    buf = np.frombuffer(bytes(msg.data), np.uint8)
-    rows = buf[: msg.step * msg.height].reshape(msg.height, msg.step)
-    img = rows[:, : msg.width * ch].reshape(msg.height, msg.width, ch)
-    if enc == "mono8":
-        return np.repeat(img, 3, axis=2)
-    if enc.startswith("bgr"):
-        return np.ascontiguousarray(img[:, :, 2::-1])
-    return np.ascontiguousarray(img[:, :, :3])
-
-
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """(h, w, 3) uint8 RGB from a jpeg or png CompressedImage."""
-    from PIL import Image as PILImage
-
-    try:
-        with PILImage.open(io.BytesIO(bytes(msg.data))) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as exc:  # PIL raises several types for corrupt data
-        raise ConversionError(f"cannot decode CompressedImage (format {msg.format!r}): {exc}") from exc
 
 
 def rgb_to_image(rgb: np.ndarray, stamp: Time | None = None, frame_id: str = "") -> Image:

@@ -139,9 +139,9 @@ class EvalClient:
         rclpy.init(context=self.context, domain_id=domain)
         self.node = Node("demo_eval", context=self.context)
         self.ExecuteCommand, self.ResetSim, self.Trigger = ExecuteCommand, ResetSim, Trigger
-        self.reset_sim = self.node.create_client(ResetSim, "/sim/reset")
-        self.reset_policy = self.node.create_client(Trigger, "/flow_policy/reset")
-        self.action = ActionClient(self.node, ExecuteCommand, "/flow_policy/execute")
+        self.reset_sim = self.node.create_client(ResetSim, "sim/reset")
+        self.reset_policy = self.node.create_client(Trigger, "flow_policy/reset")
+        self.action = ActionClient(self.node, ExecuteCommand, "flow_policy/execute")
         self.latencies: list[float] = []  # chunk inference (ms), from the node's status
         self.delays: list[float] = []  # observation -> chunk ready (ms, node clock)
         self.late_chunks = self.chunks = 0
@@ -152,8 +152,8 @@ class EvalClient:
         self.recording = False
         self.last_chunk = 0
         self.policy_state = ""
-        self.node.create_subscription(PolicyStatus, "/flow_policy/status", self.on_status, 10)
-        self.node.create_subscription(JointState, "/joint_states", self.on_joints, 10)
+        self.node.create_subscription(PolicyStatus, "flow_policy/status", self.on_status, 10)
+        self.node.create_subscription(JointState, "joint_states", self.on_joints, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -191,7 +191,7 @@ class EvalClient:
             raise RuntimeError("sim_node did not come up (/sim/reset)")
         if not self.action.wait_for_server(timeout_sec=timeout):
             raise RuntimeError("policy_node did not come up (/flow_policy/execute)")
-        get_state = self.node.create_client(GetState, "/flow_policy_node/get_state")
+        get_state = self.node.create_client(GetState, "flow_policy_node/get_state")
         deadline = time.monotonic() + timeout
         while self.wait(get_state.call_async(GetState.Request()), timeout).current_state.label != "active":
             if time.monotonic() > deadline:

@@ -47,7 +47,10 @@ def run_node_main(main, argv: list[str] | None = None) -> int:
     except EnvironmentProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return main(sys.argv if argv is None else argv) or 0
+    try:
+        return main(sys.argv if argv is None else argv) or 0
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT before spinning began (importing torch takes seconds)
+        return 0
 
 
 def spin(node, executor=None, cleanup=None) -> None:

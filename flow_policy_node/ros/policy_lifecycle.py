@@ -25,7 +25,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -42,12 +42,18 @@ from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.loading import load_runtime
 from flow_policy_node.control.observations import JOINTS
 from flow_policy_node.control.runtime import DISABLED, UNCONFIGURED, PolicyRuntime, Trajectory
+from flow_policy_node.images import compressed_to_rgb, image_to_rgb
 from flow_policy_node.ros import conversions as conv
 from flow_policy_node.ros.markers import predicted_path
 from flow_policy_node.ros.status import diagnostics_msg, status_msg
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 PREEMPTED = "preempted: a newer goal, command or reset replaced this one"
+# No QoS event handlers on low-rate topics: rclpy's executor walks every handler on every
+# wake-up (230 a second from joint states and /clock), and these topics need no warning.
+# The sensor subscriptions and the trajectory publisher keep rclpy's default warnings.
+QUIET_SUB = SubscriptionEventCallbacks(use_default_callbacks=False)
+QUIET_PUB = PublisherEventCallbacks(use_default_callbacks=False)
 
 
 @dataclass
@@ -87,8 +93,8 @@ class PolicyNode(LifecycleNode):
         self._subs: list = []
         self.traj_pub = self.path_pub = None
         cfg = self.cfg
-        self.status_pub = self.create_publisher(PolicyStatus, cfg.status_topic, 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.status_pub = self.create_publisher(PolicyStatus, cfg.status_topic, 10, event_callbacks=QUIET_PUB)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=QUIET_PUB)
         self.create_service(SetEnabled, "flow_policy/set_enabled", self.on_set_enabled)
         self.create_service(Trigger, "flow_policy/reset", self.on_reset)
         self.action = ActionServer(
@@ -121,7 +127,9 @@ class PolicyNode(LifecycleNode):
             return FAILURE
         qos = QoSProfile(depth=self.cfg.qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.traj_pub = self.create_lifecycle_publisher(JointTrajectory, self.cfg.trajectory_topic, qos)
-        self.path_pub = self.create_lifecycle_publisher(MarkerArray, self.cfg.path_topic, 1)
+        self.path_pub = self.create_lifecycle_publisher(
+            MarkerArray, self.cfg.path_topic, 1, event_callbacks=QUIET_PUB
+        )
         self._create_subscriptions()
         self.runtime.enabled = self.enabled
         self.label, self.last_error = "inactive", ""
@@ -139,11 +147,11 @@ class PolicyNode(LifecycleNode):
         sub = self.create_subscription
         self._subs = [
             sub(JointState, cfg.joint_state_topic, self.on_joint_state, sensor_qos),
-            sub(String, cfg.command_topic, self.on_command, 10),
-            sub(Bool, cfg.task_success_topic, self.on_task_success, 10),
+            sub(String, cfg.command_topic, self.on_command, 10, event_callbacks=QUIET_SUB),
+            sub(Bool, cfg.task_success_topic, self.on_task_success, 10, event_callbacks=QUIET_SUB),
             # RViz publishes clicked points volatile, the sim latches its task goal: listen to
             # both (a volatile publisher is incompatible with the latched one: expected, quiet).
-            sub(PointStamped, cfg.goal_topic, self.on_goal, 10),
+            sub(PointStamped, cfg.goal_topic, self.on_goal, 10, event_callbacks=QUIET_SUB),
             sub(
                 PointStamped,
                 cfg.goal_topic,
@@ -241,7 +249,7 @@ class PolicyNode(LifecycleNode):
 
     def on_image(self, camera: str, topic: str, msg) -> None:
         try:
-            rgb = conv.compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else conv.image_to_rgb(msg)
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
             self.runtime.put_image(camera, rgb, self._stamp(msg.header), topic)
         except Exception as exc:  # hold, never crash the executor
             self.runtime.put_error(camera, f"{topic}: {exc}")

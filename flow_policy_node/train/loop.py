@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
 from flow_policy_node.models.policy import BasePolicy, PolicyConfig, make_policy
@@ -50,6 +50,10 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     resume: bool = False
     threads: int = 0  # CPU threads for torch (0: torch's default)
+    # Held-out episodes for a validation loss (in metrics.csv and loss.png), so overfitting
+    # shows. Needs a dataset with an ``episode`` array (ChunkDataset). 0: train on all.
+    val_fraction: float = 0.0
+    val_batches: int = 4
     cameras: list[str] | None = None  # cameras the policy sees; None: all of the dataset's
 
     @classmethod
@@ -79,6 +83,22 @@ def _forever(loader: DataLoader, sampler):
             sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
+
+
+def split_episodes(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) sample indices, whole episodes held out (a random ``fraction``, at least one)."""
+    episode = getattr(dataset, "episode", None)
+    if episode is None:
+        raise ValueError("val_fraction needs a dataset with an `episode` array (e.g. ChunkDataset)")
+    episodes = sorted(set(episode.tolist()))
+    if len(episodes) < 2:
+        raise ValueError(f"val_fraction needs at least 2 episodes, the dataset has {len(episodes)}")
+    n_val = max(1, round(fraction * len(episodes)))
+    held = set(torch.randperm(len(episodes), generator=torch.Generator().manual_seed(seed))[:n_val].tolist())
+    held = {episodes[i] for i in held}
+    train_idx = [i for i, e in enumerate(episode.tolist()) if e not in held]
+    val_idx = [i for i, e in enumerate(episode.tolist()) if e in held]
+    return train_idx, val_idx
 
 
 def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name: str = "") -> BasePolicy:
@@ -128,13 +148,18 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         ema.load_state_dict(load_file(out / "model.safetensors"))
         step = load_train_state(out, optimizer)
 
-    sampler = DistributedSampler(dataset, seed=cfg.seed) if distributed else RandomSampler(dataset)
+    if cfg.val_fraction > 0:
+        train_idx, val_idx = split_episodes(dataset, cfg.val_fraction, cfg.seed)
+        train_set: Dataset = Subset(dataset, train_idx)
+    else:
+        train_idx, val_idx, train_set = list(range(len(dataset))), [], dataset
+    sampler = DistributedSampler(train_set, seed=cfg.seed) if distributed else RandomSampler(train_set)
     loader = DataLoader(
-        dataset,
+        train_set,
         batch_size=cfg.batch_size,
         sampler=sampler,
         num_workers=cfg.num_workers,
-        drop_last=len(dataset) > cfg.batch_size,
+        drop_last=len(train_idx) > cfg.batch_size,
         pin_memory=device.type == "cuda",
     )
     data = _forever(loader, sampler)
@@ -147,7 +172,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
     log_file = open(metrics_path, "a" if step else "w", newline="") if rank == 0 else None  # noqa: SIM115
     writer = csv.writer(log_file) if log_file else None
     if writer and not step:
-        writer.writerow(["step", "loss", "lr", "grad_norm", "seconds"])
+        writer.writerow(["step", "loss", "val_loss", "lr", "grad_norm", "seconds"])
     tb = _tensorboard(out) if rank == 0 else None
     meta = {
         "joint_names": list(dataset.joint_names),
@@ -186,6 +211,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
             row = [
                 step,
                 loss.item(),
+                validation_loss(ema, dataset, val_idx, cfg, device),
                 optimizer.param_groups[0]["lr"],
                 grad_norm.item(),
                 time.perf_counter() - start,
@@ -193,6 +219,8 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
             writer.writerow(row)
             if tb:
                 tb.add_scalar("loss", row[1], step)
+                if val_idx:
+                    tb.add_scalar("val_loss", row[2], step)
             bar.set_postfix(loss=f"{row[1]:.4f}")
         bar.update(1)
         if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
@@ -207,6 +235,24 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         dist.barrier()
         dist.destroy_process_group()
     return ema
+
+
+def validation_loss(
+    policy: BasePolicy, dataset: Dataset, indices: list[int], cfg: TrainConfig, device
+) -> str:
+    """The EMA policy's loss on held-out samples ("" without any), with fixed noise and times."""
+    if not indices:
+        return ""
+    picked = indices[:: max(1, len(indices) // (cfg.val_batches * cfg.batch_size))]
+    loader = DataLoader(Subset(dataset, picked), batch_size=cfg.batch_size)
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            total += policy.loss(batch, generator=g).item() * len(batch[next(iter(batch))])
+            n += len(batch[next(iter(batch))])
+    return f"{total / n:.6g}"
 
 
 def _save(out: Path, ema, optimizer, step: int, stats: dict, meta: dict, policy) -> None:
@@ -237,10 +283,15 @@ def plot_loss(metrics_csv: Path, png: Path) -> None:
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    steps = [int(r["step"]) for r in rows]
+    ax.plot(steps, [float(r["loss"]) for r in rows], label="training")
+    val = [(s, float(r["val_loss"])) for s, r in zip(steps, rows, strict=True) if r.get("val_loss")]
+    if val:
+        ax.plot(*zip(*val, strict=True), label="held-out episodes")
+        ax.legend()
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
