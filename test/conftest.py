@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and every child
+# inherits an ignored signal across exec: `ros2 launch` started by a test then ignores the
+# Ctrl-C the test sends it. A handled SIGINT here is reset to the default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

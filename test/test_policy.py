@@ -82,16 +82,23 @@ def test_flow_policy_keeps_both_modes_and_regression_averages_them(bimodal_polic
     assert np.abs(reg[:, 5:11, 1]).max() < 0.5
 
 
-def test_inpainting_keeps_the_committed_prefix(bimodal_policies) -> None:
-    policy = bimodal_policies["flow"]
+def continued_after_prefix(policy, n: int = 20) -> int:
+    """Of ``n`` chunks inpainted from a prefix on the right-hand mode, how many stay on it.
+
+    The prefix itself must come back exactly. Unguided, half would jump to the other side.
+    """
     prefix = BimodalDataset.mode(side=-1)[:5]
     obs = Observation(state=np.zeros(7, np.float32), task="go round")
     continued = 0
-    for seed in range(20):
+    for seed in range(n):
         chunk = policy.predict(obs, prefix=prefix, seed=seed)
         np.testing.assert_allclose(chunk[:5], prefix, atol=1e-6)
         continued += chunk[8, 1] < -0.5
-    # Unguided, half the samples would jump to the other side at the seam.
+    return continued
+
+
+def test_inpainting_keeps_the_committed_prefix(bimodal_policies) -> None:
+    continued = continued_after_prefix(bimodal_policies["flow"])
     assert continued >= 16, continued
 
 
@@ -100,14 +107,7 @@ def test_inpainting_continues_the_prefix_under_every_path(tmp_path, path: str) -
     """Real-time chunking's guidance holds the committed side whatever the probability path."""
     cfg = small_config("flow", 800)
     cfg.batch_size, cfg.policy.path = 256, path
-    policy = train(cfg, BimodalDataset(), tmp_path / path)
-    prefix = BimodalDataset.mode(side=-1)[:5]
-    obs = Observation(state=np.zeros(7, np.float32), task="go round")
-    continued = 0
-    for seed in range(20):
-        chunk = policy.predict(obs, prefix=prefix, seed=seed)
-        np.testing.assert_allclose(chunk[:5], prefix, atol=1e-6)
-        continued += chunk[8, 1] < -0.5
+    continued = continued_after_prefix(train(cfg, BimodalDataset(), tmp_path / path))
     assert continued >= 16, (path, continued)
 
 
