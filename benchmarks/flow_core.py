@@ -65,7 +65,7 @@ def latency() -> dict[str, float]:
                 noise = torch.randn(1, cfg.horizon, cfg.action_dim)
 
                 def v(x, t):
-                    cond, tokens = p.encode(batch)  # the observation re-encoded at every ODE step
+                    cond, tokens, _ = p.encode(batch)  # the observation re-encoded at every ODE step
                     return p.head(x, t, cond, tokens)
 
                 solve(v, noise, cfg.steps, cfg.solver)

@@ -71,10 +71,13 @@ class PolicyConfig:
         d = dict(d)
         enc = dict(d.pop("encoder", {}))
         image = dict(enc.get("image", {}))
+        if image and "stem_stride" not in image:  # written before these fields: the old encoder
+            image.update(stem_stride=2, film=False)
         if "blocks" in image:
             image["blocks"] = tuple(image["blocks"])
         enc["image"] = ImageEncoderConfig(**image)
         enc["cameras"] = tuple(enc.get("cameras", ()))
+        enc["image_goal_tasks"] = tuple(enc.get("image_goal_tasks", ()))
         vel = dict(d.pop("velocity", {}))
         if "unet_channels" in vel:
             vel["unet_channels"] = tuple(vel["unet_channels"])
@@ -88,7 +91,7 @@ class BasePolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tasks = list(tasks)
-        self.encoder = ObservationEncoder(cfg.encoder)
+        self.encoder = ObservationEncoder(cfg.encoder, self.tasks)
         self.head = make_velocity_net(
             cfg.velocity, cfg.horizon, cfg.action_dim, self.encoder.cond_dim, cfg.encoder.token_dim
         )
@@ -103,7 +106,8 @@ class BasePolicy(nn.Module):
     def fps(self) -> float:
         return self.cfg.fps
 
-    def encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(cond, tokens, goal point used) of ObservationEncoder, on the normalised state."""
         obs = dict(batch)
         obs[STATE] = self.state_norm(batch[STATE])
         return self.encoder(obs)
@@ -136,7 +140,7 @@ class BasePolicy(nn.Module):
 
         prefix: (B, K, D) actions (robot units) already committed for the first K steps.
         """
-        cond, tokens = self.encode(batch)
+        cond, tokens, _ = self.encode(batch)
         b = cond.shape[0]
         noise = torch.randn(
             b,
@@ -192,8 +196,9 @@ class FlowPolicy(BasePolicy):
         x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
         t = sample_time(self.cfg.time_sampling, x1.shape[0], generator, device=x1.device)
         ps = self.path.sample(x0, x1, t)
-        cond, tokens = self.encode(batch)
-        return masked_mse(self.head(ps.x_t, t, cond, tokens), ps.dx_t, batch.get(ACTION_IS_PAD))
+        cond, tokens, goal = self.encode(batch)
+        loss = masked_mse(self.head(ps.x_t, t, cond, tokens), ps.dx_t, batch.get(ACTION_IS_PAD))
+        return loss + self.encoder.goal_loss(batch, goal)
 
     def _sample(self, cond, tokens, noise, prefix, generator):
         def velocity(x: Tensor, t: Tensor) -> Tensor:
@@ -253,10 +258,10 @@ class RegressionPolicy(BasePolicy):
         return self.head(x, torch.zeros(b, device=cond.device, dtype=cond.dtype), cond, tokens)
 
     def loss(self, batch, generator=None):
-        cond, tokens = self.encode(batch)
-        return masked_mse(
-            self._predict(cond, tokens), self.action_norm(batch[ACTION]), batch.get(ACTION_IS_PAD)
-        )
+        cond, tokens, goal = self.encode(batch)
+        target = self.action_norm(batch[ACTION])
+        loss = masked_mse(self._predict(cond, tokens), target, batch.get(ACTION_IS_PAD))
+        return loss + self.encoder.goal_loss(batch, goal)
 
     def _sample(self, cond, tokens, noise, prefix, generator):
         out = self._predict(cond, tokens)
@@ -285,9 +290,9 @@ class DiffusionPolicy(BasePolicy):
         eps = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
         a = self.alphas_cum[k].view(b, 1, 1)
         x_k = a.sqrt() * x1 + (1 - a).sqrt() * eps
-        cond, tokens = self.encode(batch)
+        cond, tokens, goal = self.encode(batch)
         pred = self.head(x_k, k.float() / self.cfg.diffusion_train_steps, cond, tokens)
-        return masked_mse(pred, eps, batch.get(ACTION_IS_PAD))
+        return masked_mse(pred, eps, batch.get(ACTION_IS_PAD)) + self.encoder.goal_loss(batch, goal)
 
     def _sample(self, cond, tokens, noise, prefix, generator):
         kk = self.cfg.diffusion_train_steps

@@ -17,7 +17,7 @@ import numpy as np
 from flow_policy_node.observation import CAMERAS, FPS, IMAGE_SIZE, Observation
 from flow_policy_node.robot import ArmSpec, default_arm
 from flow_policy_node.sim.ik import IK
-from flow_policy_node.sim.scene import HOME, build_model
+from flow_policy_node.sim.scene import HOME, Scene, build_model
 from flow_policy_node.sim.tasks import (
     CUBE_COLOURS,
     CUBE_HALF,
@@ -37,6 +37,7 @@ class SimConfig:
     timestep: float = 0.002
     fps: float = FPS
     render: bool = True  # False: observations carry no images (fast expert runs)
+    scene: Scene = field(default_factory=Scene)
 
 
 @dataclass
@@ -53,7 +54,7 @@ class ArmEnv:
     def __init__(self, config: SimConfig | None = None, arm: ArmSpec | None = None) -> None:
         self.config = config or SimConfig()
         self.arm = arm or default_arm()
-        self.model = build_model(self.arm, timestep=self.config.timestep)
+        self.model = build_model(self.arm, timestep=self.config.timestep, scene=self.config.scene)
         self.data = mujoco.MjData(self.model)
         names = self.arm.joint_names
         self.qadr = np.array([self.model.joint(n).qposadr[0] for n in names])
@@ -85,9 +86,10 @@ class ArmEnv:
             start = np.array([0.42, layout.obstacle[1] - 0.18, 0.07]) + layout.start_offset[:3] * 0.3
             q[:6] = self.ik.solve(start, self.home[:6], iters=200)
         self.data.qpos[self.qadr] = q
+        half = CUBE_HALF * self.config.scene.cube_scale
         for colour, xy in layout.cubes.items():
             adr = self.model.joint(f"cube_{colour}_free").qposadr[0]
-            self.data.qpos[adr : adr + 7] = [xy[0], xy[1], CUBE_HALF, 1, 0, 0, 0]
+            self.data.qpos[adr : adr + 7] = [xy[0], xy[1], half, 1, 0, 0, 0]
         self._place_mocap("obstacle", None if layout.obstacle is None else [*layout.obstacle, 0.06])
         self._place_mocap("goal", layout.goal)
         self._target = q.copy()

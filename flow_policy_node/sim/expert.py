@@ -9,7 +9,7 @@ variation, as a human's would; for the obstacle it passes in front of or behind 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -109,15 +109,29 @@ class ExpertEpisode:
     side: int
     states: np.ndarray  # (T, D)
     actions: np.ndarray  # (T, D)
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> (T, h, w, 3) uint8
 
 
-def run_expert_episode(env: ArmEnv, task: str, seed: int, max_steps: int = 120) -> ExpertEpisode:
+def run_expert_episode(
+    env: ArmEnv, task: str, seed: int, max_steps: int = 120, cameras: tuple[str, ...] = ()
+) -> ExpertEpisode:
+    """One scripted demo; ``cameras``: frames to keep, each taken with the state it pairs with."""
     env.reset(task, seed)
     expert = ScriptedExpert(env, seed)
     states, actions = [], []
+    images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
     while not expert.done() and len(actions) < max_steps:
         states.append(env.joint_positions())
+        for cam, frames in images.items():
+            frames.append(env.render(cam))
         action = expert.act()
         actions.append(action)
         env.step(action)
-    return ExpertEpisode(env.success(), len(actions), expert.side, np.array(states), np.array(actions))
+    return ExpertEpisode(
+        env.success(),
+        len(actions),
+        expert.side,
+        np.array(states),
+        np.array(actions),
+        {c: np.stack(f) for c, f in images.items()},
+    )

@@ -4,10 +4,14 @@ Added around the URDF: table (z = 0 is its top, the arm base stands on it), thre
 coloured cubes with free joints, an obstacle post, a goal marker (visual only), lights,
 a front camera and a wrist camera, a TCP site, and position actuators for the 7
 commanded joints (the mimic finger follows through an equality constraint).
+
+What a camera sees is a :class:`Scene` parameter (front camera pose, lighting, cube
+shades and sizes, a distractor), so that evaluations can perturb it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
@@ -22,10 +26,43 @@ KP = np.array([300, 300, 200, 60, 60, 30, 400.0])
 DAMPING = np.array([30, 30, 20, 4, 4, 2, 20.0])
 
 
+@dataclass(frozen=True)
+class Scene:
+    """The look of the world (not its task): where the front camera is, light, appearance.
+
+    The front camera frames the workspace (cubes at x 0.32-0.5 m, y +-0.18 m) so that a 4 cm
+    cube is ~7 pixels wide in a 96x96 image, and the arm's base stays in view as a reference.
+    """
+
+    camera_pos: tuple[float, float, float] = (0.72, 0.0, 0.55)
+    camera_target: tuple[float, float, float] = (0.40, 0.0, 0.04)
+    camera_fovy: float = 50.0
+    camera_roll_deg: float = 0.0  # about the viewing axis
+    light: float = 1.0  # scale of the lights' diffuse intensity
+    cube_shade: float = 0.0  # added to every cube's RGB (a different batch of paint)
+    cube_scale: float = 1.0  # cube edge length relative to the default 4 cm
+    distractor: bool = False  # a yellow cylinder on the table, away from the cubes
+
+    def camera_xyaxes(self) -> list[float]:
+        """MuJoCo's camera frame: x to the image's right, y up, looking along -z."""
+        forward = np.subtract(self.camera_target, self.camera_pos)
+        forward /= np.linalg.norm(forward)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(right, forward)
+        a = np.deg2rad(self.camera_roll_deg)
+        right, up = np.cos(a) * right + np.sin(a) * up, -np.sin(a) * right + np.cos(a) * up
+        return [*right.tolist(), *up.tolist()]
+
+
+DISTRACTOR_POS = (0.56, 0.2)
+
+
 def build_model(
-    arm: ArmSpec | None = None, urdf: Path | None = None, timestep: float = 0.002
+    arm: ArmSpec | None = None, urdf: Path | None = None, timestep: float = 0.002, scene: Scene | None = None
 ) -> mujoco.MjModel:
     arm = arm or default_arm()
+    scene = scene or Scene()
     spec = mujoco.MjSpec.from_file(str(urdf or default_urdf()))
     spec.option.timestep = timestep
     # Stiff servos on light links: implicit damping keeps them stable at a 2 ms step.
@@ -47,8 +84,8 @@ def build_model(
         if geom.contype:
             geom.friction = [1.5, 0.02, 0.001]
 
-    world.add_light(pos=[0.4, -0.5, 1.5], dir=[0, 0.3, -1], diffuse=[0.7, 0.7, 0.7])
-    world.add_light(pos=[0.8, 0.6, 1.2], dir=[-0.4, -0.4, -1], diffuse=[0.4, 0.4, 0.4])
+    world.add_light(pos=[0.4, -0.5, 1.5], dir=[0, 0.3, -1], diffuse=[0.7 * scene.light] * 3)
+    world.add_light(pos=[0.8, 0.6, 1.2], dir=[-0.4, -0.4, -1], diffuse=[0.4 * scene.light] * 3)
     table = world.add_body(name="table", pos=[0.35, 0, -0.02])
     table.add_geom(
         name="table_top", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.45, 0.45, 0.02], rgba=[0.8, 0.75, 0.65, 1]
@@ -60,10 +97,18 @@ def build_model(
         cube.add_geom(
             name=f"cube_{colour}_geom",
             type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[CUBE_HALF] * 3,
-            rgba=list(rgba),
+            size=[CUBE_HALF * scene.cube_scale] * 3,
+            rgba=[*np.clip(np.add(rgba[:3], scene.cube_shade), 0, 1).tolist(), 1.0],
             mass=0.05,
             friction=[1.5, 0.02, 0.001],
+        )
+    if scene.distractor:
+        thing = world.add_body(name="distractor", pos=[*DISTRACTOR_POS, 0.03])
+        thing.add_geom(
+            name="distractor_geom",
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[0.025, 0.03, 0],
+            rgba=[0.9, 0.8, 0.1, 1],
         )
     post = world.add_body(name="obstacle", pos=[0.42, 0, -1.0], mocap=True)
     post.add_geom(
@@ -84,7 +129,9 @@ def build_model(
 
     tcp = spec.body("tcp")
     tcp.add_site(name="tcp_site", size=[0.005, 0, 0])
-    world.add_camera(name="front", pos=[0.95, 0.0, 0.7], xyaxes=[0, 1, 0, -0.75, 0, 0.66], fovy=55)
+    world.add_camera(
+        name="front", pos=list(scene.camera_pos), xyaxes=scene.camera_xyaxes(), fovy=scene.camera_fovy
+    )
     # Looking along the tool axis (the gripper's +x), fingers at the bottom of the image.
     spec.body("gripper_base").add_camera(
         name="wrist", pos=[-0.02, 0, 0.05], xyaxes=[0, -1, 0, 0.3, 0, 1], fovy=75
