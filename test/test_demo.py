@@ -40,7 +40,14 @@ def test_quick_demo_runs_end_to_end_and_learns(tmp_path: Path, ros_domain: int) 
     assert len(bags) == demos
     info = json.loads((out / "dataset" / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["total_episodes"] == demos
-    for f in ("report.md", "success.png", "trajectories.png", "latency.png", "checkpoint/loss.png"):
+    for f in (
+        "report.md",
+        "success.png",
+        "trajectories.png",
+        "latency.png",
+        "views.png",
+        "checkpoint/loss.png",
+    ):
         assert (out / f).stat().st_size > 100, f
     assert summary["chunk_ms_p50"] > 0
 

@@ -165,6 +165,13 @@ class BasePolicy(nn.Module):
         batch[TASK_INDEX] = torch.tensor([self.task_index(obs.task)], device=device)
         return batch
 
+    @torch.inference_mode()
+    def goal_point(self, obs: Observation) -> np.ndarray | None:
+        """(3,) the goal point the policy acts on: found in the images for its image-goal
+        tasks, else the observation's own (None when the policy takes no goal)."""
+        _, _, goal = self.encode(self.observation_batch(obs))
+        return None if goal is None else goal[0].cpu().numpy()
+
     def task_index(self, task: str) -> int:
         try:
             return self.tasks.index(task)

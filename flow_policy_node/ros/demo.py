@@ -53,6 +53,9 @@ class DemoConfig:
     # Cameras the sim renders and the bags hold while collecting (the dataset gets a video
     # per camera); evaluation renders only the policy's ``cameras``.
     record_cameras: tuple[str, ...] = ("front",)
+    # Demos collected in scenes that look a little different each episode (camera pose,
+    # light, paint, a distractor: sim/scene.py Scene.randomized); evaluation in the default one.
+    randomize_scene: float = 0.0
 
     @classmethod
     def quick(cls, out: Path) -> DemoConfig:
@@ -92,7 +95,12 @@ def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
     graph.start(
         "sim_collect",
         "sim_node",
-        ros_args("sim_node.yaml", real_time_factor=cfg.real_time_factor, cameras=list(cfg.record_cameras)),
+        ros_args(
+            "sim_node.yaml",
+            real_time_factor=cfg.real_time_factor,
+            cameras=list(cfg.record_cameras),
+            randomize_scene=cfg.randomize_scene,
+        ),
     )
     graph.start(
         "recorder", "recorder_node", ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(bags))
@@ -315,6 +323,22 @@ def plot_gripper_paths(
     plt.close(fig)
 
 
+def draw_views(run: EvalRun, checkpoint: Path, png: Path, per_task: int = 4) -> None:
+    """Annotated camera views of a few evaluated episodes per task (sim/pictures.py)."""
+    from flow_policy_node.robot import default_arm
+    from flow_policy_node.sim.pictures import Shown, draw_episodes, pick_examples
+    from flow_policy_node.train.checkpoint import load_policy
+
+    names = default_arm().joint_names
+    shown = []
+    for r in run.episodes:
+        joints = np.zeros((0, len(names)))
+        if r.joints and all(n in run.joint_names for n in names):
+            joints = np.array(r.joints)[:, [run.joint_names.index(n) for n in names]]
+        shown.append(Shown(r.task, r.seed, r.success, joints))
+    draw_episodes(load_policy(checkpoint).eval(), pick_examples(shown, per_task), png)
+
+
 def write_report(cfg: DemoConfig, run: EvalRun, timings: dict) -> Path:
     import matplotlib
 
@@ -344,6 +368,7 @@ def write_report(cfg: DemoConfig, run: EvalRun, timings: dict) -> Path:
     plt.close(fig)
 
     plot_gripper_paths(per_task, rates, run.joint_names, out / "trajectories.png")
+    draw_views(run, out / "checkpoint", out / "views.png")
 
     lat = np.array(latencies) if latencies else np.zeros(1)
     lines = [
@@ -367,6 +392,12 @@ def write_report(cfg: DemoConfig, run: EvalRun, timings: dict) -> Path:
         "",
         "![loss](checkpoint/loss.png) ![success](success.png)",
         "![trajectories](trajectories.png) ![latency](latency.png)",
+        "",
+        "What the policy saw and did (failures first): its front camera at the start of the "
+        "episode, the gripper path it planned in its first chunk (cyan), the path the arm took "
+        "(green: success, red: failure), and where it located the target (yellow cross).",
+        "",
+        "![views](views.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))

@@ -62,8 +62,11 @@ def _main(argv: list[str]) -> int:
             image_topic = p("image_topic_format", "camera/{camera}/image_raw").value
             traj_topic = p("trajectory_topic", "arm_controller/joint_trajectory").value
             self.wall_clock = bool(p("wall_clock", False).value)
+            randomize = float(p("randomize_scene", 0.0).value)
 
-            self.env = ArmEnv(SimConfig(image_size=size, cameras=cameras, render=False))
+            self.env = ArmEnv(
+                SimConfig(image_size=size, cameras=cameras, render=False, randomize_scene=randomize)
+            )
             self.names = list(self.env.arm.joint_names)
             self.executor_ = TrajectoryExecutor(self.env.lower, self.env.upper)
             self.lock = threading.Lock()

@@ -16,6 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path("runs/eval"))
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="NAME",
+        help="also evaluate under scene perturbations (camera_moved, camera_turned, dim_light, "
+        "bright_light, cube_shade, cube_size, distractor, or all)",
+    )
     p.set_defaults(func=run_eval)
 
     e = subparsers.add_parser("expert", help="run the scripted expert and report its success per task")
@@ -26,16 +33,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from flow_policy_node.sim.env import SimConfig
     from flow_policy_node.sim.evaluate import EvalConfig, evaluate, write_report
+    from flow_policy_node.sim.perturb import PERTURBATIONS, evaluate_perturbed, plot_perturbed
+    from flow_policy_node.sim.pictures import Shown, draw_episodes, pick_examples
     from flow_policy_node.train.checkpoint import load_policy
 
-    policy = load_policy(args.checkpoint, device=args.device)
-    reports = evaluate(policy, EvalConfig(tuple(args.tasks), args.episodes, args.seed))
+    perturb = list(PERTURBATIONS)[1:] if args.perturb == ["all"] else args.perturb or []
+    unknown = [n for n in perturb if n not in PERTURBATIONS]
+    if unknown:
+        print(f"unknown perturbations {unknown}; known: {', '.join(PERTURBATIONS)}")
+        return 2
+    policy = load_policy(args.checkpoint, device=args.device).eval()
+    cfg = EvalConfig(tuple(args.tasks), args.episodes, args.seed)
+    sim = SimConfig(cameras=tuple(policy.cfg.encoder.cameras), render=bool(policy.cfg.encoder.cameras))
+    reports = evaluate(policy, cfg, sim)
     write_report(reports, args.out, policy.fps)
+    shown = [
+        Shown(e.task, e.seed, e.success, np.array(e.joints)) for r in reports.values() for e in r.episodes
+    ]
+    draw_episodes(policy, pick_examples(shown), args.out / "views.png")
     for task, rep in reports.items():
         line = f"{task:10s} success {rep.success_rate:6.1%}  rms jerk {rep.rms_jerk:8.2f}"
         print(f"{line}  chunk {rep.chunk_ms_p50:.1f} ms")
-    print(f"report: {args.out / 'eval.json'}, {args.out / 'trajectories.png'}")
+    print(f"report: {args.out / 'eval.json'}, {args.out / 'trajectories.png'}, {args.out / 'views.png'}")
+    if perturb:
+        results = {"none": {t: r.success_rate for t, r in reports.items()}}
+        results.update(evaluate_perturbed(policy, cfg, perturb, sim))
+        (args.out / "perturbed.json").write_text(json.dumps(results, indent=2))
+        plot_perturbed(results, args.out / "perturbed.png")
+        for name, rates in results.items():
+            print(f"{name:14s} " + "  ".join(f"{t} {v:5.0%}" for t, v in rates.items()))
+        print(f"report: {args.out / 'perturbed.json'}, {args.out / 'perturbed.png'}")
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from flow_policy_node.observation import CAMERAS, FPS, IMAGE_SIZE, Observation
 from flow_policy_node.robot import ArmSpec, default_arm
 from flow_policy_node.sim.ik import IK
-from flow_policy_node.sim.scene import HOME, Scene, build_model
+from flow_policy_node.sim.scene import HOME, Scene, apply_scene, build_model
 from flow_policy_node.sim.tasks import (
     CUBE_COLOURS,
     CUBE_HALF,
@@ -38,6 +38,9 @@ class SimConfig:
     fps: float = FPS
     render: bool = True  # False: observations carry no images (fast expert runs)
     scene: Scene = field(default_factory=Scene)
+    # > 0: each episode's scene is scene.randomized(amount), drawn from its seed (domain
+    # randomisation for collecting demos); 0: every episode looks like ``scene``.
+    randomize_scene: float = 0.0
 
 
 @dataclass
@@ -67,6 +70,7 @@ class ArmEnv:
         self._frames: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}  # last render per camera
         self._target = self.home.copy()
         self.state: EpisodeState | None = None
+        self.scene = self.config.scene  # this episode's look
         self._obstacle_geom = self.model.geom("obstacle_geom").id
         self._arm_bodies = {self.model.body(n).id for n in ("link_3", "link_4", "link_5", "gripper_base")} | {
             self.model.body(n).id for n in ("finger_left", "finger_right")
@@ -78,6 +82,11 @@ class ArmEnv:
         t = get_task(task)
         layout = sample_layout(t, seed)
         self._frames.clear()  # the layout may move what qpos does not hold (goal marker, obstacle)
+        self.scene = self.config.scene
+        if self.config.randomize_scene > 0:
+            rng = np.random.default_rng([seed, 4242])
+            self.scene = self.config.scene.randomized(rng, self.config.randomize_scene)
+        apply_scene(self.model, self.scene)
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
         self.data.time = now  # simulated time never runs backwards (it is the ROS clock)
@@ -185,13 +194,14 @@ class ArmEnv:
             out["goal"] = st.layout.goal.copy()
         return out
 
-    def render(self, camera: str) -> np.ndarray:
-        """(h, w, 3) uint8 from ``camera``; the same frame again while nothing has moved.
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(h, w, 3) uint8 from ``camera`` (at ``size``, default the config's); the same frame
+        again while nothing has moved.
 
         A scene at rest (the arm holding, cubes still) looks the same, and software GL costs
         milliseconds per frame: re-rendering it kept an idle sim node at 15-20% of a core.
         """
-        h, w = self.config.image_size
+        h, w = size or self.config.image_size
         key = (camera, h, w)
         pose = np.concatenate([self.data.qpos, self.data.mocap_pos.ravel()])
         cached = self._frames.get(key)

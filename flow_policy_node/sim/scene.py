@@ -11,7 +11,7 @@ shades and sizes, a distractor), so that evaluations can perturb it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mujoco
@@ -31,7 +31,8 @@ class Scene:
     """The look of the world (not its task): where the front camera is, light, appearance.
 
     The front camera frames the workspace (cubes at x 0.32-0.5 m, y +-0.18 m) so that a 4 cm
-    cube is ~7 pixels wide in a 96x96 image, and the arm's base stays in view as a reference.
+    cube is ~7 pixels wide in a 96x96 image. :func:`apply_scene` sets a scene on a built
+    model in place, so that every episode may look different without recompiling.
     """
 
     camera_pos: tuple[float, float, float] = (0.72, 0.0, 0.55)
@@ -54,15 +55,54 @@ class Scene:
         right, up = np.cos(a) * right + np.sin(a) * up, -np.sin(a) * right + np.cos(a) * up
         return [*right.tolist(), *up.tolist()]
 
+    def randomized(self, rng: np.random.Generator, amount: float = 1.0) -> Scene:
+        """A nearby scene (domain randomisation): camera within ~2 cm and ~2 degrees, light
+        +-25%, cube paint +-0.05, sometimes a distractor; ``amount`` scales the ranges."""
 
-DISTRACTOR_POS = (0.56, 0.2)
+        def jitter(v: tuple[float, ...], scale: float) -> tuple[float, ...]:
+            return tuple((np.asarray(v) + rng.uniform(-scale, scale, len(v)) * amount).tolist())
+
+        return replace(
+            self,
+            camera_pos=jitter(self.camera_pos, 0.02),
+            camera_target=jitter(self.camera_target, 0.02),
+            camera_roll_deg=self.camera_roll_deg + rng.uniform(-2, 2) * amount,
+            light=self.light * (1 + rng.uniform(-0.25, 0.25) * amount),
+            cube_shade=self.cube_shade + rng.uniform(-0.05, 0.05) * amount,
+            distractor=bool(rng.random() < 0.3 * amount),
+        )
+
+
+DISTRACTOR_POS = (0.56, 0.2, 0.03)
+LIGHT_DIFFUSE = (0.7, 0.4)
+HIDDEN = (0.4, 0.0, -1.0)  # where mocap bodies wait under the table
+
+
+def apply_scene(model: mujoco.MjModel, scene: Scene) -> None:
+    """Set ``scene`` on ``model`` in place (call mj_forward after, as after any model edit)."""
+    cam = model.camera("front")
+    x, y = np.array(scene.camera_xyaxes()[:3]), np.array(scene.camera_xyaxes()[3:])
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, np.stack([x, y, np.cross(x, y)], axis=1).ravel())
+    cam.pos[:] = scene.camera_pos
+    cam.quat[:] = quat
+    cam.fovy[:] = scene.camera_fovy
+    for i, diffuse in enumerate(LIGHT_DIFFUSE):
+        model.light_diffuse[i] = diffuse * scene.light
+    half = CUBE_HALF * scene.cube_scale
+    for colour, rgba in CUBE_COLOURS.items():
+        geom = model.geom(f"cube_{colour}_geom")
+        geom.rgba[:3] = np.clip(np.add(rgba[:3], scene.cube_shade), 0, 1)
+        geom.size[:] = half
+        geom.rbound[:] = half * np.sqrt(3)
+        model.geom_aabb[geom.id, 3:] = half
+    model.body_pos[model.body("distractor").id] = DISTRACTOR_POS if scene.distractor else HIDDEN
 
 
 def build_model(
     arm: ArmSpec | None = None, urdf: Path | None = None, timestep: float = 0.002, scene: Scene | None = None
 ) -> mujoco.MjModel:
     arm = arm or default_arm()
-    scene = scene or Scene()
     spec = mujoco.MjSpec.from_file(str(urdf or default_urdf()))
     spec.option.timestep = timestep
     # Stiff servos on light links: implicit damping keeps them stable at a 2 ms step.
@@ -84,8 +124,8 @@ def build_model(
         if geom.contype:
             geom.friction = [1.5, 0.02, 0.001]
 
-    world.add_light(pos=[0.4, -0.5, 1.5], dir=[0, 0.3, -1], diffuse=[0.7 * scene.light] * 3)
-    world.add_light(pos=[0.8, 0.6, 1.2], dir=[-0.4, -0.4, -1], diffuse=[0.4 * scene.light] * 3)
+    world.add_light(pos=[0.4, -0.5, 1.5], dir=[0, 0.3, -1], diffuse=[LIGHT_DIFFUSE[0]] * 3)
+    world.add_light(pos=[0.8, 0.6, 1.2], dir=[-0.4, -0.4, -1], diffuse=[LIGHT_DIFFUSE[1]] * 3)
     table = world.add_body(name="table", pos=[0.35, 0, -0.02])
     table.add_geom(
         name="table_top", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.45, 0.45, 0.02], rgba=[0.8, 0.75, 0.65, 1]
@@ -97,19 +137,19 @@ def build_model(
         cube.add_geom(
             name=f"cube_{colour}_geom",
             type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[CUBE_HALF * scene.cube_scale] * 3,
-            rgba=[*np.clip(np.add(rgba[:3], scene.cube_shade), 0, 1).tolist(), 1.0],
+            size=[CUBE_HALF] * 3,
+            rgba=list(rgba),
             mass=0.05,
             friction=[1.5, 0.02, 0.001],
         )
-    if scene.distractor:
-        thing = world.add_body(name="distractor", pos=[*DISTRACTOR_POS, 0.03])
-        thing.add_geom(
-            name="distractor_geom",
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[0.025, 0.03, 0],
-            rgba=[0.9, 0.8, 0.1, 1],
-        )
+    # mocap: mj_resetData places it at body_pos, which apply_scene sets
+    thing = world.add_body(name="distractor", pos=list(HIDDEN), mocap=True)
+    thing.add_geom(
+        name="distractor_geom",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[0.025, 0.03, 0],
+        rgba=[0.9, 0.8, 0.1, 1],
+    )
     post = world.add_body(name="obstacle", pos=[0.42, 0, -1.0], mocap=True)
     post.add_geom(
         name="obstacle_geom",
@@ -129,9 +169,7 @@ def build_model(
 
     tcp = spec.body("tcp")
     tcp.add_site(name="tcp_site", size=[0.005, 0, 0])
-    world.add_camera(
-        name="front", pos=list(scene.camera_pos), xyaxes=scene.camera_xyaxes(), fovy=scene.camera_fovy
-    )
+    world.add_camera(name="front")  # posed by apply_scene
     # Looking along the tool axis (the gripper's +x), fingers at the bottom of the image.
     spec.body("gripper_base").add_camera(
         name="wrist", pos=[-0.02, 0, 0.05], xyaxes=[0, -1, 0, 0.3, 0, 1], fovy=75
@@ -145,4 +183,6 @@ def build_model(
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.forcerange = [-200, 200]
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
-    return spec.compile()
+    model = spec.compile()
+    apply_scene(model, scene or Scene())
+    return model
