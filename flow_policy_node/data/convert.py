@@ -59,6 +59,9 @@ class ConvertConfig:
     max_gap: float = 0.25  # s without a sample before a tick counts as a gap
     max_gap_fraction: float = 0.05  # more gap ticks than this skips the episode
     max_out_of_order: float = 0.01  # fraction of a stream's stamps allowed to go backwards (then sorted)
+    # A data / video file takes episodes until it is this large (LeRobot's defaults).
+    data_files_size_in_mb: float = lerobot.DATA_FILE_MB
+    video_files_size_in_mb: float = lerobot.VIDEO_FILE_MB
 
 
 @dataclass
@@ -290,7 +293,11 @@ def convert(
         tmp,
         {STATE: list(cfg.joint_names), ACTION: list(cfg.joint_names), GOAL: ["x", "y", "z"]},
         [image_key(cam) for cam in cfg.cameras],
-        lerobot.WriterConfig(fps=cfg.fps),
+        lerobot.WriterConfig(
+            fps=int(cfg.fps),
+            data_files_size_in_mb=cfg.data_files_size_in_mb,
+            video_files_size_in_mb=cfg.video_files_size_in_mb,
+        ),
     )
     sizes: dict[str, tuple[int, int]] = {}
     for bag in tqdm(bags, desc="convert", unit="episode", disable=not progress):
