@@ -41,11 +41,13 @@ def expected_frames(n: int) -> np.ndarray:
     return np.stack([image_at((t0 + np.floor(k * 3 + 1e-6) / 30) - t0) for k in range(n)])
 
 
-@pytest.mark.parametrize("video_mb", [200.0, 1e-6], ids=["one-video-file", "file-per-episode"])
-def test_exported_dataset_follows_lerobot_v3_layout(tmp_path: Path, video_mb: float) -> None:
+@pytest.mark.parametrize("file_mb", [None, 1e-6], ids=["one-file", "file-per-episode"])
+def test_exported_dataset_follows_lerobot_v3_layout(tmp_path: Path, file_mb: float | None) -> None:
     for i, (s, task) in enumerate(zip(SECONDS, TASKS, strict=True)):
         write_episode(tmp_path / "bags" / f"ep{i}", seconds=s, task=task)
-    cfg = ConvertConfig(cameras={"front": "/camera/front/image_raw"}, video_files_size_in_mb=video_mb)
+    cfg = ConvertConfig(cameras={"front": "/camera/front/image_raw"})
+    if file_mb:
+        cfg.data_files_size_in_mb = cfg.video_files_size_in_mb = file_mb
     reports = convert([tmp_path / "bags"], tmp_path / "ds", cfg, progress=False)
     assert all(not r.skipped for r in reports)
     read = check_layout(tmp_path / "ds")
@@ -54,8 +56,9 @@ def test_exported_dataset_follows_lerobot_v3_layout(tmp_path: Path, video_mb: fl
     key = "observation.images.front"
     episodes = sorted(read)
     # Files take episodes until they are full: here all in one, or one each.
-    n_files = 3 if video_mb < 1 else 1
+    n_files = 3 if file_mb else 1
     assert len(list((tmp_path / "ds/videos" / key / "chunk-000").glob("*.mp4"))) == n_files
+    assert len(list((tmp_path / "ds/data/chunk-000").glob("*.parquet"))) == n_files
 
     # Image stats over every frame (exact, not sampled); count is frames, not pixels.
     frames = [expected_frames(r.frames) for r in reports]
