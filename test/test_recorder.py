@@ -201,3 +201,124 @@ def test_recording_follows_the_publishers_qos(rclpy_context, tmp_path) -> None:
     # Best effort may drop on a loaded machine; reliable-vs-best-effort would be 0.
     assert counts["/camera/front/image_raw"] >= 15
     assert counts["/clicked_point"] == 20
+
+
+def _qos_entries(text_or_list) -> list[dict]:
+    """rosbag2's offered_qos_profiles: a YAML list (metadata.yaml v9) or its YAML text (storage)."""
+    return yaml.safe_load(text_or_list) if isinstance(text_or_list, str) else text_or_list
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bags_keep_offered_qos_latching_and_honest_times(rclpy_context, tmp_path, storage) -> None:
+    """Read back with rosbags, the mcap library and sqlite3: QoS per topic, latched topics
+    transient-local, latched messages from before the episode written at its start."""
+    import sqlite3
+
+    from geometry_msgs.msg import PointStamped
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+    from rosbags.highlevel import AnyReader
+    from rosbags.interfaces import QosDurability, QosReliability
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+
+    from flow_policy_msgs.srv import StartEpisode, StopEpisode
+    from flow_policy_node.ros.conversions import joint_state_msg, rgb_to_image
+
+    node = Node("qos_bag_publishers", context=rclpy_context)
+    camera = node.create_publisher(Image, "/camera/front/image_raw", qos_profile_sensor_data)
+    clicks = node.create_publisher(PointStamped, "/clicked_point", 10)  # RViz: volatile
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    description = node.create_publisher(String, "/robot_description", latched)
+    joints = node.create_publisher(JointState, "/joint_states", 10)
+    pubs = (camera, clicks, description, joints)
+    topics = "topics:=[/camera/front/image_raw, /clicked_point, /robot_description, /joint_states]"
+    args = ["-p", f"output_dir:={tmp_path}", "-p", f"storage:={storage}", "-p", topics]
+    with node_process("recorder_node", "--ros-args", *args):
+        assert spin_until(node, lambda: all(p.get_subscription_count() for p in pubs), 20)
+        description.publish(String(data="<robot name='arm'/>"))
+        clicks.publish(PointStamped())
+        spin_until(node, lambda: False, 1.0)  # both arrive, well before the episode
+        before = time.time_ns()
+        reply = call(
+            node, node.create_client(StartEpisode, "/recorder/start_episode"), StartEpisode.Request(task="t")
+        )
+        after = time.time_ns()
+        assert reply.success, reply.message
+        for _ in range(10):
+            camera.publish(rgb_to_image(np.zeros((24, 32, 3), np.uint8)))
+            joints.publish(joint_state_msg(NAMES, np.zeros(7)))
+            time.sleep(0.05)
+        time.sleep(0.3)
+        done = call(
+            node, node.create_client(StopEpisode, "/recorder/stop_episode"), StopEpisode.Request(success=True)
+        )
+        assert done.ok, done.message
+    node.destroy_node()
+    bag = Path(done.bag_path)
+
+    # rosbags: QoS per connection, and the times.
+    with AnyReader([bag]) as reader:
+        qos = {c.topic: c.ext.offered_qos_profiles for c in reader.connections}
+        assert reader.start_time >= before, (reader.start_time - before) / 1e9
+        stamps: dict[str, list[int]] = {}
+        for conn, t, _ in reader.messages():
+            stamps.setdefault(conn.topic, []).append(t)
+    for topic in ("/clicked_point", "/robot_description"):
+        assert qos[topic] and all(q.durability == QosDurability.TRANSIENT_LOCAL for q in qos[topic]), qos[
+            topic
+        ]
+        assert len(stamps[topic]) == 1 and before <= stamps[topic][0] <= after  # at the episode's start
+    assert [q.reliability for q in qos["/camera/front/image_raw"]] == [QosReliability.BEST_EFFORT]
+    assert [q.durability for q in qos["/camera/front/image_raw"]] == [QosDurability.VOLATILE]
+    assert [(q.reliability, q.durability) for q in qos["/joint_states"]] == [
+        (QosReliability.RELIABLE, QosDurability.VOLATILE)
+    ]
+    assert min(min(v) for v in stamps.values()) >= before
+    assert len(stamps["/camera/front/image_raw"]) >= 8 and len(stamps["/joint_states"]) == 10
+
+    # metadata.yaml: rosbag2's v9 list of profiles, with its spelling of the policies.
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["starting_time"]["nanoseconds_since_epoch"] >= before
+    in_meta = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in meta["topics_with_message_count"]
+    }
+    assert in_meta["/robot_description"][0]["durability"] == "transient_local"
+    assert in_meta["/camera/front/image_raw"][0]["reliability"] == "best_effort"
+    assert in_meta["/camera/front/image_raw"][0]["deadline"] == {"sec": 9223372036, "nsec": 854775807}
+
+    # The storage's own copy: MCAP channel metadata / the sqlite3 topics table, as YAML text.
+    stored: dict[str, list[dict]] = {}
+    if storage == "mcap":
+        from mcap.reader import make_reader
+
+        for path in sorted(bag.glob("*.mcap")):
+            with path.open("rb") as f:
+                reader = make_reader(f)
+                summary = reader.get_summary()
+                for channel in summary.channels.values():
+                    stored.setdefault(channel.topic, _qos_entries(channel.metadata["offered_qos_profiles"]))
+                for _, channel, message in reader.iter_messages():
+                    assert message.log_time >= before, channel.topic
+    else:
+        for path in sorted(bag.glob("*.db3")):
+            with sqlite3.connect(path) as db:
+                for name, text in db.execute("SELECT name, offered_qos_profiles FROM topics"):
+                    stored.setdefault(name, _qos_entries(text))
+                assert db.execute("SELECT MIN(timestamp) FROM messages").fetchone()[0] >= before
+    assert stored["/clicked_point"][0]["durability"] == "transient_local"
+    assert stored["/robot_description"][0]["durability"] == "transient_local"
+    assert stored["/camera/front/image_raw"][0]["reliability"] == "best_effort"
+    assert stored["/joint_states"][0]["reliability"] == "reliable"
+    assert set(stored["/joint_states"][0]) == {
+        "history",
+        "depth",
+        "reliability",
+        "durability",
+        "deadline",
+        "lifespan",
+        "liveliness",
+        "liveliness_lease_duration",
+        "avoid_ros_namespace_conventions",
+    }

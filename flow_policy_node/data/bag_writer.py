@@ -9,6 +9,13 @@ does. The file being written when the process dies is the only loss.
 
 Messages arrive already serialized (CDR bytes from an rclpy ``raw=True`` subscription)
 and are written as they are: nothing is deserialised.
+
+Each topic carries the QoS its publishers offered, in rosbag2's format (a list of profiles
+with history, depth, reliability, durability, deadline, lifespan, liveliness, lease
+duration, namespace flag): in metadata.yaml as a YAML list (bag version 9), in the MCAP
+channel metadata and the sqlite3 ``topics`` table as the YAML string rosbag2 writes there.
+``ros2 bag play`` offers it again on replay, so a latched (transient-local) topic stays
+latched and a best-effort camera stays best effort.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -28,6 +36,62 @@ STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 class BagWriteError(RuntimeError):
     """The episode cannot be written (unwritable directory, disk full, ...)."""
+
+
+INFINITE = QosTime(sec=9223372036, nsec=854775807)  # RMW_DURATION_INFINITE, as rosbag2 writes it
+
+
+def _enum(kind, value, unknown):
+    try:
+        return kind(int(value))
+    except (TypeError, ValueError):
+        return unknown
+
+
+def _time(duration) -> QosTime:
+    sec, nsec = divmod(int(duration.nanoseconds), 1_000_000_000)
+    return QosTime(sec=sec, nsec=nsec)
+
+
+def offered_qos(profile) -> Qos:
+    """A publisher's offered QoS (an rclpy ``QoSProfile``, duck-typed) as rosbag2 records it.
+
+    The graph reports history and depth as unknown / 0 (DDS discovery does not carry them);
+    they are recorded as reported, as rosbag2 does, and replay picks its own depth.
+    """
+    return Qos(
+        history=_enum(QosHistory, profile.history, QosHistory.UNKNOWN),
+        depth=int(profile.depth),
+        reliability=_enum(QosReliability, profile.reliability, QosReliability.UNKNOWN),
+        durability=_enum(QosDurability, profile.durability, QosDurability.UNKNOWN),
+        deadline=_time(profile.deadline),
+        lifespan=_time(profile.lifespan),
+        liveliness=_enum(QosLiveliness, profile.liveliness, QosLiveliness.UNKNOWN),
+        liveliness_lease_duration=_time(profile.liveliness_lease_duration),
+        avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions),
+    )
+
+
+def latched_qos(offered: list[Qos]) -> list[Qos]:
+    """The offers of a topic the bag holds latched: transient-local, so a replay latches it too.
+
+    A topic with no known publisher gets rosbag2's latched default (keep last 1, reliable).
+    """
+    if not offered:
+        return [
+            Qos(
+                QosHistory.KEEP_LAST,
+                1,
+                QosReliability.RELIABLE,
+                QosDurability.TRANSIENT_LOCAL,
+                INFINITE,
+                INFINITE,
+                QosLiveliness.AUTOMATIC,
+                INFINITE,
+                False,
+            )
+        ]
+    return [q._replace(durability=QosDurability.TRANSIENT_LOCAL) for q in offered]
 
 
 def make_typestore(msg_definitions: dict[str, str] | None = None):
@@ -65,7 +129,7 @@ class EpisodeBag:
         if self.storage not in STORAGES:
             raise BagWriteError(f"unknown storage {self.storage!r}; use mcap or sqlite3")
         self.typestore = self.typestore or make_typestore()
-        self._topics: dict[str, str] = {}  # topic -> msgtype
+        self._topics: dict[str, tuple[str, list[Qos]]] = {}  # topic -> msgtype, offered QoS
         self._files: list[dict] = []
         self._part = 0
         self._writer: Writer | None = None
@@ -79,11 +143,18 @@ class EpisodeBag:
         except OSError as exc:
             raise BagWriteError(f"cannot write episode to {self.path}: {exc.strerror or exc}") from exc
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        self._topics[topic] = msgtype
+    def add_topic(self, topic: str, msgtype: str, offered: list[Qos] | None = None) -> None:
+        """offered: the publishers' QoS profiles (see :func:`offered_qos`), recorded with the topic."""
+        self._topics[topic] = (msgtype, list(offered or []))
         self.counts.setdefault(topic, 0)
         if self._writer is not None and topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            self._connections[topic] = self._connect(topic)
+
+    def _connect(self, topic: str):
+        msgtype, offered = self._topics[topic]
+        return self._writer.add_connection(
+            topic, msgtype, typestore=self.typestore, offered_qos_profiles=offered
+        )
 
     def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
         try:
@@ -110,9 +181,7 @@ class EpisodeBag:
         tmp = self.path / f".part_{self._part:04d}"
         self._writer = Writer(tmp, version=9, storage_plugin=STORAGES[self.storage])
         self._writer.open()
-        self._connections = {
-            t: self._writer.add_connection(t, m, typestore=self.typestore) for t, m in self._topics.items()
-        }
+        self._connections = {t: self._connect(t) for t in self._topics}
         self._opened_at = time.monotonic()
 
     def _close_part(self) -> None:

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("bags", nargs="+", type=Path, help="bag directories, or directories containing bags")
     p.add_argument("out", type=Path, help="output dataset directory (must not exist or be empty)")
-    p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument(
+        "--fps", type=int, default=10, help="frame rate of the dataset (an integer, as LeRobot stores it)"
+    )
     p.add_argument("--state-topic", default="/joint_states")
     p.add_argument(
         "--camera",

@@ -25,10 +25,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 from rosbags.highlevel import AnyReader
 from tqdm import tqdm
@@ -49,7 +46,7 @@ class EpisodeSkipped(Exception):
 
 @dataclass
 class ConvertConfig:
-    fps: float = 10.0
+    fps: int = 10  # LeRobot v3 datasets have an integer frame rate
     state_topic: str = "/joint_states"
     cameras: dict[str, str] = field(
         default_factory=lambda: {"front": "/camera/front/image_raw", "wrist": "/camera/wrist/image_raw"}
@@ -62,6 +59,9 @@ class ConvertConfig:
     max_gap: float = 0.25  # s without a sample before a tick counts as a gap
     max_gap_fraction: float = 0.05  # more gap ticks than this skips the episode
     max_out_of_order: float = 0.01  # fraction of a stream's stamps allowed to go backwards (then sorted)
+    # A data / video file takes episodes until it is this large (LeRobot's defaults).
+    data_files_size_in_mb: float = lerobot.DATA_FILE_MB
+    video_files_size_in_mb: float = lerobot.VIDEO_FILE_MB
 
 
 @dataclass
@@ -275,46 +275,13 @@ def _commanded(stream: Stream, times: np.ndarray, states: np.ndarray) -> np.ndar
     return out
 
 
-def _stats(x: np.ndarray) -> dict[str, list]:
-    x = x.reshape(len(x), -1).astype(np.float64)
-    out = {
-        "mean": x.mean(0).tolist(),
-        "std": x.std(0).tolist(),
-        "min": x.min(0).tolist(),
-        "max": x.max(0).tolist(),
-        "count": [len(x)],
-    }
-    for q in lerobot.QUANTILES:
-        out[f"q{round(q * 100):02d}"] = np.quantile(x, q, axis=0).tolist()
-    return out
-
-
-class VideoWriter:
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream(lerobot.VIDEO_CODEC, rate=round(fps))
-        self.stream.height, self.stream.width = size
-        self.stream.pix_fmt = lerobot.VIDEO_PIX_FMT
-        self.stream.options = {"crf": lerobot.VIDEO_CRF, "preset": "veryfast", "g": "2"}
-        self.frames = 0
-
-    def add(self, rgb: np.ndarray) -> None:
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            self.container.mux(packet)
-        self.frames += 1
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-
-
 def convert(
     bags: list[Path], out: Path, cfg: ConvertConfig | None = None, progress: bool = True
 ) -> list[EpisodeReport]:
     """Convert ``bags`` into a LeRobot v3 dataset at ``out``; returns one report per bag."""
     cfg = cfg or ConvertConfig()
+    if int(cfg.fps) != cfg.fps or cfg.fps <= 0:
+        raise ConversionError(f"fps must be a positive integer (LeRobot v3 stores it as one), got {cfg.fps}")
     bags = find_bags(bags)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -322,12 +289,17 @@ def convert(
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     reports: list[EpisodeReport] = []
-    tasks: list[str] = []
-    columns: dict[str, list] = {k: [] for k in ("state", "action", "goal", "episode", "frame", "task", "ts")}
-    image_sample: dict[str, list[np.ndarray]] = {c: [] for c in cfg.cameras}
-    videos: dict[str, VideoWriter] = {}
-    episodes: list[dict] = []
-    rng = np.random.default_rng(0)
+    writer = lerobot.LeRobotWriter(
+        tmp,
+        {STATE: list(cfg.joint_names), ACTION: list(cfg.joint_names), GOAL: ["x", "y", "z"]},
+        [image_key(cam) for cam in cfg.cameras],
+        lerobot.WriterConfig(
+            fps=int(cfg.fps),
+            data_files_size_in_mb=cfg.data_files_size_in_mb,
+            video_files_size_in_mb=cfg.video_files_size_in_mb,
+        ),
+    )
+    sizes: dict[str, tuple[int, int]] = {}
     for bag in tqdm(bags, desc="convert", unit="episode", disable=not progress):
         report = EpisodeReport(str(bag))
         reports.append(report)
@@ -338,48 +310,18 @@ def convert(
             report.skipped = str(exc)
             tqdm.write(f"skipped {bag}: {exc}")
             continue
-        n = len(ep["state"])
-        e = len(episodes)
-        if ep["task"] not in tasks:
-            tasks.append(ep["task"])
-        row = {"episode_index": e, "tasks": [ep["task"]], "length": n, "success": report.success}
-        row.update({"data/chunk_index": 0, "data/file_index": 0})
-        row.update(
-            {"dataset_from_index": len(columns["state"]), "dataset_to_index": len(columns["state"]) + n}
-        )
+        videos = {}
         for cam, imgs in frames.items():
-            if cfg.image_size:
-                imgs = [resize_rgb(i, cfg.image_size) for i in imgs]
-            key = image_key(cam)
-            if key not in videos:
-                videos[key] = VideoWriter(tmp / lerobot.video_file(key), cfg.fps, imgs[0].shape[:2])
-            w = videos[key]
-            start = w.frames / cfg.fps
-            for img in imgs:
-                if img.shape[:2] != (w.stream.height, w.stream.width):
-                    img = resize_rgb(img, (w.stream.height, w.stream.width))
-                w.add(img)
-            row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0})
-            row.update(
-                {f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": w.frames / cfg.fps}
-            )
-            for i in rng.choice(n, size=min(n, 20), replace=False):
-                image_sample[cam].append(imgs[i])
-        episodes.append(row)
-        columns["state"].extend(ep["state"])
-        columns["action"].extend(ep["action"])
-        columns["goal"].extend(ep["goal"])
-        columns["episode"].extend([e] * n)
-        columns["frame"].extend(range(n))
-        columns["task"].extend([tasks.index(ep["task"])] * n)
-        columns["ts"].extend(np.arange(n) / cfg.fps)
-    for w in videos.values():
-        w.close()
-    if not episodes:
+            # One size per camera: the configured one, else the first episode's.
+            size = sizes.setdefault(cam, tuple(cfg.image_size or imgs[0].shape[:2]))
+            videos[image_key(cam)] = [i if i.shape[:2] == size else resize_rgb(i, size) for i in imgs]
+        vectors = {STATE: ep["state"], ACTION: ep["action"], GOAL: ep["goal"]}
+        writer.add_episode(vectors, videos, ep["task"], {"success": report.success})
+    if not writer.episodes:
         shutil.rmtree(tmp, ignore_errors=True)
         reasons = "; ".join(f"{Path(r.bag).name}: {r.skipped}" for r in reports)
         raise ConversionError(f"no episode could be converted ({reasons})")
-    _write_tables(tmp, cfg, columns, episodes, tasks, image_sample, videos)
+    writer.finalize()
     (tmp / "meta" / "conversion_report.json").write_text(json.dumps([asdict(r) for r in reports], indent=2))
     if out.exists():
         out.rmdir()
@@ -392,83 +334,3 @@ def _decode(value):
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(Stores.LATEST).deserialize_cdr(raw, msgtype), msgtype
-
-
-def _write_tables(tmp, cfg, columns, episodes, tasks, image_sample, videos) -> None:
-    d = len(cfg.joint_names)
-    state = np.array(columns["state"], np.float32)
-    action = np.array(columns["action"], np.float32)
-    goal = np.array(columns["goal"], np.float32)
-    n = len(state)
-
-    def fixed(x: np.ndarray, width: int) -> pa.Array:
-        return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), width)
-
-    table = pa.table(
-        {
-            STATE: fixed(state, d),
-            ACTION: fixed(action, d),
-            GOAL: fixed(goal, 3),
-            "timestamp": pa.array(np.array(columns["ts"], np.float32)),
-            "frame_index": pa.array(np.array(columns["frame"], np.int64)),
-            "episode_index": pa.array(np.array(columns["episode"], np.int64)),
-            "index": pa.array(np.arange(n, dtype=np.int64)),
-            "task_index": pa.array(np.array(columns["task"], np.int64)),
-        }
-    )
-    (tmp / lerobot.data_file()).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp / lerobot.data_file())
-    meta = tmp / "meta"
-    (meta / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(episodes), tmp / lerobot.EPISODES_PATH)
-    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "task": tasks}), meta / "tasks.parquet")
-    stats = {STATE: _stats(state), ACTION: _stats(action), GOAL: _stats(goal)}
-    features = {
-        STATE: {"dtype": "float32", "shape": [d], "names": list(cfg.joint_names)},
-        ACTION: {"dtype": "float32", "shape": [d], "names": list(cfg.joint_names)},
-        GOAL: {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]},
-        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
-        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
-        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
-        "index": {"dtype": "int64", "shape": [1], "names": None},
-        "task_index": {"dtype": "int64", "shape": [1], "names": None},
-    }
-    for cam in cfg.cameras:
-        key = image_key(cam)
-        w = videos[key]
-        features[key] = {
-            "dtype": "video",
-            "shape": [w.stream.height, w.stream.width, 3],
-            "names": ["height", "width", "channels"],
-            "info": {
-                "video.height": w.stream.height,
-                "video.width": w.stream.width,
-                "video.codec": "h264",
-                "video.pix_fmt": lerobot.VIDEO_PIX_FMT,
-                "video.is_depth_map": False,
-                "video.fps": cfg.fps,
-                "video.channels": 3,
-                "has_audio": False,
-            },
-        }
-        pixels = np.stack(image_sample[cam]).astype(np.float64) / 255.0  # (N, h, w, 3)
-        per_channel = pixels.transpose(3, 0, 1, 2).reshape(3, -1).T
-        s = _stats(per_channel[:: max(1, len(per_channel) // 200000)])
-        stats[key] = {k: [[[v]] for v in vals] if k != "count" else vals for k, vals in s.items()}
-    info = {
-        "codebase_version": lerobot.CODEBASE_VERSION,
-        "robot_type": "flow_arm",
-        "total_episodes": len(episodes),
-        "total_frames": n,
-        "total_tasks": len(tasks),
-        "chunks_size": 1000,
-        "data_files_size_in_mb": 100,
-        "video_files_size_in_mb": 500,
-        "fps": cfg.fps,
-        "splits": {"train": f"0:{len(episodes)}"},
-        "data_path": lerobot.DATA_PATH,
-        "video_path": lerobot.VIDEO_PATH,
-        "features": features,
-    }
-    (meta / "info.json").write_text(json.dumps(info, indent=2))
-    (meta / "stats.json").write_text(json.dumps(stats, indent=2))

@@ -1,18 +1,33 @@
-"""ChunkDataset: training samples from a LeRobot v3 dataset written by `flow-policy convert`.
+"""ChunkDataset: training samples from a LeRobot v3.0 dataset, ours or one LeRobot wrote.
 
 Sample i is the observation at frame i with the action chunk a[i : i + H]; steps past the
 episode's end repeat its last action and are flagged in ``action_is_pad`` (the loss
 ignores them). Videos are decoded once, at construction, into uint8 arrays in memory,
 so an epoch costs no decoding (96x96 RGB: 27 KB a frame, 100 k frames ~ 2.8 GB).
+
+Which dataset feature plays which part is configuration (:class:`FeatureMap`), never a
+guess: a dataset from ``lerobot-record`` names its cameras after the robot's
+(``observation.images.laptop``), its joints after the motors (``shoulder_pan.pos``). The
+defaults are the names ``flow-policy convert`` writes; a feature that is not there is an
+error naming it and listing what the dataset has.
+
+Episodes are found through the episodes table (meta/episodes/*), so any number of
+episodes per data file and per video file, in any number of chunks, read the same: an
+episode's rows are its ``episode_index`` rows in ``frame_index`` order, and its frames
+are those of its video file at ``from_timestamp + timestamp`` (within ``tolerance_s``, as
+LeRobot decodes them).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
@@ -25,6 +40,7 @@ from flow_policy_node.observation import (
     IMAGE_PREFIX,
     STATE,
     TASK_INDEX,
+    image_key,
 )
 
 
@@ -32,58 +48,227 @@ class DatasetError(ValueError):
     """The dataset directory is missing pieces or inconsistent; the text says which."""
 
 
+@dataclass
+class FeatureMap:
+    """Which dataset feature is which input of ours.
+
+    state, action: the per-frame vectors (same length). goal: a 3-vector goal point, or
+    None for datasets without one (the policy then sees zeros, as at run time without a
+    clicked point). cameras: our camera name -> the dataset's image key; None takes every
+    ``observation.images.<name>`` feature under its own name. joint_names: the robot's
+    joint names for the state/action elements, in their order, when the dataset names
+    them otherwise (LeRobot's ``shoulder_pan.pos``); None uses the dataset's names.
+    """
+
+    state: str = STATE
+    action: str = ACTION
+    goal: str | None = GOAL
+    cameras: dict[str, str] | None = None
+    joint_names: list[str] | None = None
+    tolerance_s: float = 1e-4  # video frame vs. timestamp, LeRobot's default
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureMap:
+        return cls(**d)
+
+
 def decode_video(path: Path) -> np.ndarray:
     """(N, h, w, 3) uint8 frames of an mp4."""
+    return _decode_with_times(path)[0]
+
+
+def _decode_with_times(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of a video and their presentation times (s)."""
     with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        frames, times = [], []
+        for f in container.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            times.append(float(f.time))
+    return np.stack(frames), np.array(times)
+
+
+def _names(feature: dict) -> list[str] | None:
+    names = feature.get("names")
+    if isinstance(names, dict):  # LeRobot v2 style: {"motors": [...]}
+        names = next(iter(names.values()), None) if len(names) == 1 else None
+    return list(names) if names else None
+
+
+def _vectors(table: pa.Table, key: str) -> np.ndarray:
+    column = table[key].combine_chunks()
+    if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
+        return np.array(column.flatten(), np.float32).reshape(len(table), -1)
+    return np.array(column, np.float32).reshape(len(table), -1)
 
 
 class ChunkDataset(Dataset):
-    def __init__(self, root: str | Path, horizon: int = 16, cameras: tuple[str, ...] | None = None) -> None:
-        """cameras: the ones to load (None: all); unused videos are not decoded at all."""
+    def __init__(
+        self,
+        root: str | Path,
+        horizon: int = 16,
+        cameras: tuple[str, ...] | None = None,
+        features: FeatureMap | None = None,
+    ) -> None:
+        """cameras: the ones to load (None: all mapped); unused videos are not decoded at all."""
         self.root = Path(root)
-        info_path = self.root / "meta" / "info.json"
+        fmap = features or FeatureMap()
+        info_path = self.root / lerobot.INFO_PATH
         if not info_path.is_file():
             raise DatasetError(
                 f"{self.root} is not a dataset: {info_path} is missing (run `flow-policy convert`)"
             )
         self.meta = json.loads(info_path.read_text())
-        if self.meta.get("codebase_version") != lerobot.CODEBASE_VERSION:
-            raise DatasetError(
-                f"{self.root}: codebase_version {self.meta.get('codebase_version')}, expected v3.0"
-            )
+        version = str(self.meta.get("codebase_version"))
+        if not version.startswith("v3."):
+            raise DatasetError(f"{self.root}: codebase_version {version}, expected v3.0 (LeRobot v3 layout)")
         self.horizon = horizon
         self.fps = float(self.meta["fps"])
-        features = self.meta["features"]
-        self.joint_names = list(features[STATE]["names"])
-        self.image_keys = [k for k, f in features.items() if f["dtype"] == "video"]
+        feats = self.meta["features"]
+        have = sorted(feats)
+
+        image_features = {k for k, f in feats.items() if f["dtype"] in ("video", "image")}
+        mapped = fmap.cameras
+        if mapped is None:
+            mapped = {
+                k.removeprefix(IMAGE_PREFIX): k for k in sorted(image_features) if k.startswith(IMAGE_PREFIX)
+            }
+        wanted = {"state": fmap.state, "action": fmap.action}
+        if fmap.goal is not None:
+            wanted["goal"] = fmap.goal
+        wanted.update({f"camera {c}": k for c, k in mapped.items()})
+        missing = [f"{role} {key!r}" for role, key in wanted.items() if key not in feats]
+        if missing:
+            raise DatasetError(
+                f"{self.root}: missing features: {', '.join(missing)}; the dataset has {have}. "
+                "Map them (FeatureMap, or `flow-policy train --state-feature/--action-feature/"
+                "--goal-feature/--camera NAME=KEY`)."
+            )
+        not_images = [k for k in mapped.values() if k not in image_features]
+        if not_images:
+            raise DatasetError(f"{self.root}: {not_images} are not image or video features")
         if cameras is not None:
-            unknown = [c for c in cameras if f"{IMAGE_PREFIX}{c}" not in self.image_keys]
+            unknown = [c for c in cameras if c not in mapped]
             if unknown:
-                raise DatasetError(f"cameras {unknown} are not in {self.root} (it has {self.image_keys})")
-            self.image_keys = [f"{IMAGE_PREFIX}{c}" for c in cameras]
-        self.cameras = tuple(k.removeprefix(IMAGE_PREFIX) for k in self.image_keys)
-        videos = [f for f in features.values() if f["dtype"] == "video"]
-        self.image_size = tuple(videos[0]["shape"][:2]) if videos else (0, 0)
-        self.stats = json.loads((self.root / "meta" / "stats.json").read_text())
-        tasks = pq.read_table(self.root / "meta" / "tasks.parquet").to_pydict()
-        self.tasks = [t for _, t in sorted(zip(tasks["task_index"], tasks["task"], strict=True))]
-        table = pq.read_table(self.root / lerobot.data_file())
-        self.state = np.array(table[STATE].combine_chunks().flatten(), np.float32).reshape(len(table), -1)
-        self.action = np.array(table[ACTION].combine_chunks().flatten(), np.float32).reshape(len(table), -1)
-        self.goal = np.array(table[GOAL].combine_chunks().flatten(), np.float32).reshape(len(table), -1)
+                raise DatasetError(f"cameras {unknown} are not in {self.root} (it has {sorted(mapped)})")
+            mapped = {c: mapped[c] for c in cameras}
+        self.cameras = tuple(mapped)
+        self.image_keys = [image_key(c) for c in self.cameras]
+        self._source = dict(zip(self.image_keys, mapped.values(), strict=True))
+
+        d_state, d_action = (int(np.prod(feats[k]["shape"])) for k in (fmap.state, fmap.action))
+        if d_state != d_action:
+            raise DatasetError(
+                f"{self.root}: state {fmap.state!r} has {d_state} elements, action {fmap.action!r} "
+                f"{d_action}; the policy predicts joint positions, so they must match"
+            )
+        names = fmap.joint_names or _names(feats[fmap.state])
+        if names is None:
+            raise DatasetError(f"{self.root}: {fmap.state!r} names no joints; give FeatureMap.joint_names")
+        if len(names) != d_state:
+            raise DatasetError(f"{self.root}: {len(names)} joint names {names} for {d_state} state elements")
+        self.joint_names = list(names)
+        shapes = [feats[k]["shape"] for k in mapped.values()]
+        self.image_size = tuple(int(v) for v in shapes[0][:2]) if shapes else (0, 0)
+
+        raw_stats = json.loads((self.root / lerobot.STATS_PATH).read_text())
+        self.stats = {STATE: raw_stats.get(fmap.state), ACTION: raw_stats.get(fmap.action)}
+        if fmap.goal is not None:
+            self.stats[GOAL] = raw_stats.get(fmap.goal)
+        self.stats.update({k: raw_stats.get(src) for k, src in self._source.items()})
+        no_stats = [k for k, v in self.stats.items() if v is None]
+        if no_stats:
+            raise DatasetError(f"{self.root}: {lerobot.STATS_PATH} has no stats for {no_stats}")
+        self.tasks = lerobot.read_tasks(self.root / lerobot.TASKS_PATH)
+
+        episodes = self._episodes()
+        table = self._data(episodes, fmap)
+        n = len(table)
+        order = np.lexsort((table["frame_index"].to_numpy(), table["episode_index"].to_numpy()))
+        table = table.take(pa.array(order))
         self.episode = table["episode_index"].to_numpy()
+        lengths = dict(zip(*np.unique(self.episode, return_counts=True), strict=True))
+        for e, length in zip(episodes["episode_index"], episodes["length"], strict=True):
+            if lengths.get(e, 0) != length:
+                raise DatasetError(
+                    f"{self.root}: episode {e} has {lengths.get(e, 0)} data rows, length {length}"
+                )
+        self.state = _vectors(table, fmap.state)
+        self.action = _vectors(table, fmap.action)
+        self.goal = _vectors(table, fmap.goal) if fmap.goal is not None else np.zeros((n, 3), np.float32)
         self.task_index = table["task_index"].to_numpy()
-        episodes = pq.read_table(self.root / lerobot.EPISODES_PATH).to_pydict()
-        self.episode_end = np.zeros(len(table), np.int64)
-        for start, end in zip(episodes["dataset_from_index"], episodes["dataset_to_index"], strict=True):
-            self.episode_end[start:end] = end
-        self.frames = {}
-        for key in self.image_keys:
-            frames = decode_video(self.root / lerobot.video_file(key))
-            if len(frames) != len(table):
-                raise DatasetError(f"{key}: {len(frames)} video frames for {len(table)} data rows")
-            self.frames[key] = frames
+        ends = np.cumsum(episodes["length"])
+        self.episode_end = np.repeat(ends, episodes["length"]).astype(np.int64)
+        self.frames: dict[str, np.ndarray] = {}
+        for key, src in self._source.items():
+            if feats[src]["dtype"] == "image":
+                self.frames[key] = _parquet_images(table, src)
+            else:
+                self.frames[key] = self._video_frames(src, episodes, table, fmap.tolerance_s)
+
+    def _episodes(self) -> dict[str, list]:
+        files = sorted((self.root / lerobot.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise DatasetError(f"{self.root}: no episodes table under {lerobot.EPISODES_DIR}")
+        tables = []
+        for f in files:
+            schema = pq.read_schema(f)
+            tables.append(pq.read_table(f, columns=[c for c in schema.names if not c.startswith("stats/")]))
+        episodes = pa.concat_tables(tables, promote_options="default")
+        episodes = episodes.take(pa.array(np.argsort(episodes["episode_index"].to_numpy(), kind="stable")))
+        return episodes.to_pydict()
+
+    def _data(self, episodes: dict[str, list], fmap: FeatureMap) -> pa.Table:
+        columns = [fmap.state, fmap.action, "episode_index", "frame_index", "task_index", "timestamp"]
+        columns += [fmap.goal] if fmap.goal is not None else []
+        columns += [src for src in self._source.values() if self.meta["features"][src]["dtype"] == "image"]
+        where = sorted(set(zip(episodes[lerobot.DATA_CHUNK], episodes[lerobot.DATA_FILE], strict=True)))
+        template = self.meta.get("data_path") or lerobot.DATA_PATH
+        paths = [self.root / template.format(chunk_index=c, file_index=f) for c, f in where]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise DatasetError(f"{self.root}: data files {missing} named by the episodes table are missing")
+        wanted = set(episodes["episode_index"])
+        tables = []
+        for p in paths:
+            t = pq.read_table(p, columns=columns)
+            keep = np.isin(t["episode_index"].to_numpy(), list(wanted))
+            tables.append(t.filter(pa.array(keep)))
+        return pa.concat_tables(tables)
+
+    def _video_frames(self, key: str, episodes: dict[str, list], table: pa.Table, tol: float) -> np.ndarray:
+        chunk_col, file_col, from_col, _ = lerobot.video_columns(key)
+        absent = [c for c in (chunk_col, file_col, from_col) if c not in episodes]
+        if absent:
+            raise DatasetError(f"{self.root}: the episodes table lacks {absent} for video {key!r}")
+        template = self.meta.get("video_path") or lerobot.VIDEO_PATH
+        timestamps = table["timestamp"].to_numpy().astype(np.float64)
+        out, start, cache = [], 0, {}
+        for e, length, c, f, t0 in zip(
+            episodes["episode_index"],
+            episodes["length"],
+            episodes[chunk_col],
+            episodes[file_col],
+            episodes[from_col],
+            strict=True,
+        ):
+            path = self.root / template.format(video_key=key, chunk_index=c, file_index=f)
+            if path not in cache:
+                if not path.is_file():
+                    raise DatasetError(f"{self.root}: video {path} of episode {e} is missing")
+                cache = {path: _decode_with_times(path)}  # episodes come file by file: keep one
+            frames, times = cache[path]
+            query = t0 + timestamps[start : start + length]
+            idx = _nearest(times, query)
+            off = np.abs(times[idx] - query)
+            if off.max() > tol:
+                k = int(off.argmax())
+                raise DatasetError(
+                    f"{self.root}: {key} episode {e} frame {k}: no video frame within {tol} s of "
+                    f"{query[k]:.4f} s in {path.name} (nearest {times[idx[k]]:.4f} s)"
+                )
+            out.append(frames[idx])
+            start += length
+        return np.concatenate(out)
 
     def __len__(self) -> int:
         return len(self.state)
@@ -103,3 +288,25 @@ class ChunkDataset(Dataset):
         for key, frames in self.frames.items():
             item[key] = torch.from_numpy(frames[i]).permute(2, 0, 1).float().div_(255.0)
         return item
+
+
+def _parquet_images(table: pa.Table, key: str) -> np.ndarray:
+    """LeRobot ``image`` features: encoded images (PNG) stored in the data parquet."""
+    cells = table[key].to_pylist()
+    frames = []
+    for cell in cells:
+        data = cell["bytes"] if isinstance(cell, dict) else cell
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError(f"{key}: an image cell could not be decoded")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return np.stack(frames)
+
+
+def _nearest(times: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index of the time nearest each query (times ascending)."""
+    if len(times) == 1:
+        return np.zeros(len(query), np.int64)
+    idx = np.clip(np.searchsorted(times, query), 1, len(times) - 1)
+    left_closer = query - times[idx - 1] < times[idx] - query
+    return idx - left_closer.astype(np.int64)

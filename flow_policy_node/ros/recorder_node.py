@@ -2,7 +2,12 @@
 
 Subscriptions are generic and raw: any message type (custom ones included) is resolved
 from the ROS graph and its serialized bytes go to the bag untouched; their QoS follows
-the publishers' (best-effort cameras, latched goals), as rosbag2's does. A writer thread
+the publishers' (best-effort cameras, latched goals), as rosbag2's does, and the
+publishers' offered QoS is recorded with each topic in rosbag2's format, so ``ros2 bag
+play`` offers it again. Latched topics (``latched_topics``, and any topic whose
+publishers are all transient-local, e.g. /robot_description) are recorded as
+transient-local, and their last message is written again at each episode start, stamped
+with the start time: a bag never starts before its episode. A writer thread
 does the I/O, so callbacks only enqueue; deep queues keep up with camera rates. Bags
 are split every ``roll_period`` s (see data/bag_writer.py), so a killed recorder loses
 at most that much. Episodes start and stop through recorder/start_episode and
@@ -25,6 +30,8 @@ import threading
 from pathlib import Path
 
 from flow_policy_node.ros.env import run_node_main, spin
+
+CLOSE = object()  # queued by finish(): the writer thread closes the bag
 
 DEFAULT_TOPICS = [
     "joint_states",
@@ -62,6 +69,7 @@ def _main(argv: list[str]) -> int:
     from rclpy.event_handler import SubscriptionEventCallbacks
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy
     from rclpy.signals import SignalHandlerOptions
     from std_msgs.msg import String
 
@@ -70,7 +78,9 @@ def _main(argv: list[str]) -> int:
         BagWriteError,
         EpisodeBag,
         find_msg_definition,
+        latched_qos,
         make_typestore,
+        offered_qos,
     )
     from flow_policy_node.robot import default_arm
 
@@ -92,6 +102,7 @@ def _main(argv: list[str]) -> int:
             self.episode_id = self._next_episode_id()
             self.error = ""
             self.subscribed: dict[str, str] = {}
+            self.offered: dict[str, list] = {}  # topic -> the publishers' QoS, as the bag records it
             # Latched topics (a goal set before the episode, the last outcome) are written
             # again at each episode start, as rosbag2 does for transient-local topics.
             latched = p("latched_topics", ["clicked_point", "sim/task_success"]).value
@@ -138,7 +149,12 @@ def _main(argv: list[str]) -> int:
                         self.subscribed[topic] = msgtype
                         continue
                     self.typestore = make_typestore({msgtype: text})
-                qos = recording_qos(self.get_publishers_info_by_topic(topic), self.depth)
+                publishers = self.get_publishers_info_by_topic(topic)
+                qos = recording_qos(publishers, self.depth)
+                offered = [offered_qos(p.qos_profile) for p in publishers]
+                if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+                    self.latched_topics.add(topic)  # latched by its publishers: keep it per episode
+                self.offered[topic] = latched_qos(offered) if topic in self.latched_topics else offered
                 events = SubscriptionEventCallbacks(
                     incompatible_qos=lambda _e, t=topic: self.get_logger().error(
                         f"{t}: a publisher's QoS is incompatible with the recording's; its messages are lost"
@@ -155,7 +171,7 @@ def _main(argv: list[str]) -> int:
                 self.subscribed[topic] = msgtype
                 with self.lock:
                     if self.bag is not None:
-                        self.bag.add_topic(topic, msgtype)
+                        self.bag.add_topic(topic, msgtype, self.offered.get(topic))
 
         def on_message(self, topic: str, data: bytes) -> None:
             stamp = self.get_clock().now().nanoseconds
@@ -196,11 +212,15 @@ def _main(argv: list[str]) -> int:
                     self.get_logger().error(str(exc))
                     return False, str(exc)
                 for topic, msgtype in self.subscribed.items():
-                    bag.add_topic(topic, msgtype)
+                    bag.add_topic(topic, msgtype, self.offered.get(topic))
                 self.error = ""
                 self.bag = bag
-                for message in self.latched.values():
-                    self.queue.put(message)
+                # A latched message received before the episode is part of its starting
+                # state: written at the start time, not when it arrived (which may be long
+                # before), so the bag's starting_time is the episode's.
+                started = self.get_clock().now().nanoseconds
+                for topic, _received, data in self.latched.values():
+                    self.queue.put((topic, started, data))
             self.get_logger().info(f"episode {self.episode_id} started: {task!r} -> {path}")
             return True, str(path)
 
@@ -213,10 +233,10 @@ def _main(argv: list[str]) -> int:
             with self.lock:
                 self.bag = None
             bag.custom_data["success"] = str(bool(success)).lower()
-            try:
-                bag.close()
-            except BagWriteError as exc:
-                self.error = str(exc)
+            # Closed by the writer thread, which opened its files: sqlite3 connections may
+            # only be used by the thread that created them.
+            self.queue.put((CLOSE, bag, None))
+            self.queue.join()
             if discard:
                 import shutil
 
@@ -247,7 +267,7 @@ def _main(argv: list[str]) -> int:
         def write_loop(self) -> None:
             while True:
                 try:
-                    topic, stamp, data = self.queue.get(timeout=0.2)
+                    item = self.queue.get(timeout=0.2)
                 except queue.Empty:
                     # Quiet topics: still close the open file on time (bounded loss on a kill).
                     with self.lock:
@@ -259,12 +279,19 @@ def _main(argv: list[str]) -> int:
                             self.get_logger().error(self.error)
                     continue
                 try:
+                    if item[0] is CLOSE:
+                        item[1].close()  # the bag finish() hands over
+                        continue
+                    topic, stamp, data = item
                     with self.lock:
                         bag = self.bag
                     if bag is not None and not self.error:
                         bag.write(topic, stamp, data)
                 except BagWriteError as exc:
                     self.error = f"episode {self.episode_id} stopped: {exc}"
+                    self.get_logger().error(self.error)
+                except Exception as exc:  # the thread must live on: finish() waits for it
+                    self.error = f"episode {self.episode_id} stopped: {type(exc).__name__}: {exc}"
                     self.get_logger().error(self.error)
                 finally:
                     self.queue.task_done()

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
+from flow_policy_node.data.dataset import FeatureMap
 from flow_policy_node.models.policy import BasePolicy, PolicyConfig, make_policy
 from flow_policy_node.train.checkpoint import load_train_state, save_checkpoint, save_train_state
 
@@ -55,12 +56,16 @@ class TrainConfig:
     val_fraction: float = 0.0
     val_batches: int = 4
     cameras: list[str] | None = None  # cameras the policy sees; None: all of the dataset's
+    # Which dataset feature is state, action, goal, which image key is which camera (a
+    # dataset from lerobot-record names them its own way); the defaults are ours.
+    features: FeatureMap = field(default_factory=FeatureMap)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         policy = PolicyConfig.from_dict(d.pop("policy", {}))
-        return cls(policy=policy, **d)
+        features = FeatureMap.from_dict(d.pop("features", {}) or {})
+        return cls(policy=policy, features=features, **d)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
