@@ -252,3 +252,16 @@ def test_two_process_gloo_ddp_ends_with_identical_replicas(tmp_path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_dimension_the_demos_hold_still_is_not_amplified() -> None:
+    """Float noise on a held joint (3e-5 rad in bags) must stay near 0 once normalised."""
+    from flow_policy_node.models.normalize import MIN_HALF_SPAN, Normalizer
+
+    norm = Normalizer(low=[-1.0, -3e-5, 0.0], high=[1.0, 3e-5, 0.04])
+    y = norm(torch.tensor([[1.0, 3e-5, 0.04], [-1.0, -3e-5, 0.0]]))
+    np.testing.assert_allclose(y[:, 0].numpy(), [1.0, -1.0], atol=1e-6)
+    np.testing.assert_allclose(y[:, 2].numpy(), [1.0, -1.0], atol=1e-6)  # a 4 cm gripper keeps its range
+    assert float(y[:, 1].abs().max()) <= 3e-5 / MIN_HALF_SPAN + 1e-9
+    x = torch.tensor([[0.3, 1e-5, 0.01]])
+    np.testing.assert_allclose(norm.inverse(norm(x)).numpy(), x.numpy(), atol=1e-7)

@@ -135,6 +135,10 @@ class ObservationEncoderConfig:
     # where it is zeros (a real robot's demos) the head learns through the action loss alone.
     image_goal_tasks: tuple[str, ...] = ()
     goal_loss_weight: float = 1.0
+    # False: the images reach the action head only through the goal point found in them
+    # (no camera token). The head then acts on state + goal + command, as the state-goal
+    # policy does, and camera lag or arm pixels cannot jitter it.
+    image_tokens: bool = True
 
 
 class ObservationEncoder(nn.Module):
@@ -151,7 +155,9 @@ class ObservationEncoder(nn.Module):
         self.cfg = cfg
         d, t = cfg.token_dim, cfg.n_obs_steps
         self.images = nn.ModuleDict({cam: ImageEncoder(cfg.image, d) for cam in cfg.cameras})
-        self.image_proj = nn.ModuleDict({cam: nn.Linear(cfg.image.out_dim * t, d) for cam in cfg.cameras})
+        self.image_proj = nn.ModuleDict(
+            {cam: nn.Linear(cfg.image.out_dim * t, d) for cam in cfg.cameras if cfg.image_tokens}
+        )
         self.state = nn.Sequential(nn.Linear(cfg.state_dim * t, d), nn.SiLU(), nn.Linear(d, d))
         self.task = nn.Embedding(max(cfg.n_tasks, 1), d)
         self.goal = nn.Sequential(nn.Linear(3, d), nn.SiLU(), nn.Linear(d, d)) if cfg.use_goal else None
@@ -161,6 +167,8 @@ class ObservationEncoder(nn.Module):
             raise ValueError(f"image_goal_tasks {unknown} are not among the policy's tasks {tasks}")
         if cfg.image_goal_tasks and not (cfg.cameras and cfg.use_goal):
             raise ValueError("image_goal_tasks needs cameras and use_goal")
+        if cfg.cameras and not cfg.image_tokens and not cfg.image_goal_tasks:
+            raise ValueError("image_tokens=False needs image_goal_tasks, or the images would go unused")
         # Per task index: True where the goal comes from the images.
         self.register_buffer(
             "goal_from_images",
@@ -179,7 +187,8 @@ class ObservationEncoder(nn.Module):
 
     @property
     def n_tokens(self) -> int:
-        return len(self.cfg.cameras) + 2 + (1 if self.cfg.use_goal else 0)
+        cameras = len(self.cfg.cameras) if self.cfg.image_tokens else 0
+        return cameras + 2 + (1 if self.cfg.use_goal else 0)
 
     @property
     def cond_dim(self) -> int:
@@ -198,7 +207,8 @@ class ObservationEncoder(nn.Module):
             else:
                 feats = enc(img, task)
             features.append(feats.reshape(b, -1))
-            tokens.append(self.image_proj[cam](features[-1]))
+            if cam in self.image_proj:
+                tokens.append(self.image_proj[cam](features[-1]))
         tokens.append(self.state(state.reshape(b, -1)))
         tokens.append(task)
         goal = None

@@ -1,0 +1,201 @@
+"""The policy sees: a goal head that finds the commanded object, scenes as parameters,
+perturbations, and pictures that project what the policy planned onto its camera image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
+from flow_policy_node.models.policy import PolicyConfig
+from flow_policy_node.models.velocity import VelocityNetConfig
+from flow_policy_node.observation import (
+    ACTION,
+    ACTION_IS_PAD,
+    GOAL,
+    STATE,
+    TASK_INDEX,
+    Observation,
+    image_key,
+)
+from flow_policy_node.train.loop import TrainConfig, train
+from flow_policy_node.train.synthetic import JOINTS, stats_of
+
+SIZE = 32
+TASKS = ["pick up the red square", "pick up the blue square", "go to the point"]
+
+
+def squares_image(red: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """(SIZE, SIZE, 3) uint8: grey background, a red and a blue 4x4 square at (x, y) in [-1, 1]."""
+    img = np.full((SIZE, SIZE, 3), 200, np.uint8)
+    for (x, y), colour in ((red, (220, 30, 30)), (blue, (30, 40, 220))):
+        c, r = round((x + 1) / 2 * (SIZE - 5)), round((y + 1) / 2 * (SIZE - 5))
+        img[r : r + 4, c : c + 4] = colour
+    return img
+
+
+class SquaresDataset(Dataset):
+    """Task 0/1: the goal (the label) is where the red/blue square is; task 2 takes a given goal.
+
+    The action chunk heads for the goal, so a policy must find the commanded square to act.
+    """
+
+    def __init__(self, n: int = 1024, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.horizon, self.cameras, self.fps, self.image_size = 4, ("front",), 10.0, (SIZE, SIZE)
+        self.tasks, self.joint_names = TASKS, JOINTS
+        self.red, self.blue = rng.uniform(-0.9, 0.9, (n, 2)), rng.uniform(-0.9, 0.9, (n, 2))
+        self.task = rng.integers(0, 3, n)
+        given = rng.uniform(-0.9, 0.9, (n, 2))
+        xy = np.where(
+            (self.task == 0)[:, None], self.red, np.where((self.task == 1)[:, None], self.blue, given)
+        )
+        self.goal = np.concatenate([xy, np.zeros((n, 1))], 1).astype(np.float32)
+        self.action = np.repeat(np.pad(self.goal, ((0, 0), (0, 4)))[:, None], self.horizon, 1)
+        self.stats = {ACTION: stats_of(self.action.reshape(-1, 7)), STATE: stats_of(np.zeros((2, 7)))}
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        img = squares_image(self.red[i], self.blue[i])
+        return {
+            STATE: torch.zeros(7),
+            GOAL: torch.from_numpy(self.goal[i]),
+            TASK_INDEX: torch.tensor(int(self.task[i])),
+            ACTION: torch.from_numpy(self.action[i].astype(np.float32)),
+            ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
+            image_key("front"): torch.from_numpy(img).permute(2, 0, 1).float() / 255,
+        }
+
+
+@pytest.fixture(scope="module")
+def squares_policy(tmp_path_factory):
+    torch.manual_seed(0)
+    encoder = ObservationEncoderConfig(
+        cameras=("front",),
+        token_dim=32,
+        image=ImageEncoderConfig(width=8, out_dim=32, stem_stride=2, keypoints=8),
+        image_goal_tasks=tuple(TASKS[:2]),
+    )
+    cfg = TrainConfig(
+        policy=PolicyConfig(
+            kind="regression", horizon=4, encoder=encoder, velocity=VelocityNetConfig(hidden=128, depth=2)
+        ),
+        steps=600,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=20,
+        ema_decay=0.9,
+    )
+    return train(cfg, SquaresDataset(), tmp_path_factory.mktemp("squares")).eval()
+
+
+def test_goal_head_finds_the_commanded_object_and_ignores_a_given_goal(squares_policy) -> None:
+    rng = np.random.default_rng(7)
+    errors, swapped = [], 0
+    for _ in range(40):
+        red, blue = rng.uniform(-0.8, 0.8, 2), rng.uniform(-0.8, 0.8, 2)
+        if np.linalg.norm(red - blue) < 0.5:
+            continue
+        img = {"front": squares_image(red, blue)}
+        decoy = np.array([0.5, -0.5, 0.0], np.float32)  # a given goal elsewhere: must be ignored
+        found = {
+            t: squares_policy.goal_point(Observation(np.zeros(7, np.float32), img, TASKS[t], decoy))[:2]
+            for t in (0, 1)
+        }
+        errors += [np.linalg.norm(found[0] - red), np.linalg.norm(found[1] - blue)]
+        swapped += np.linalg.norm(found[0] - blue) < np.linalg.norm(found[0] - red)
+    assert np.median(errors) < 0.12, np.median(errors)  # squares are ~0.27 wide in these units
+    assert swapped == 0
+    # A task whose goal is an input uses the given point as it is.
+    given = np.array([0.3, -0.2, 0.0], np.float32)
+    obs = Observation(
+        np.zeros(7, np.float32), {"front": squares_image(np.zeros(2), np.ones(2) * 0.5)}, TASKS[2], given
+    )
+    np.testing.assert_allclose(squares_policy.goal_point(obs), given)
+
+
+def test_goal_loss_only_where_a_label_exists() -> None:
+    from flow_policy_node.models.encoders import ObservationEncoder
+
+    cfg = ObservationEncoderConfig(
+        n_tasks=3,
+        cameras=("front",),
+        token_dim=16,
+        image=ImageEncoderConfig(width=8, out_dim=16),
+        image_goal_tasks=(TASKS[0],),
+    )
+    enc = ObservationEncoder(cfg, TASKS)
+    batch = {
+        STATE: torch.zeros(2, 7),
+        TASK_INDEX: torch.tensor([0, 2]),
+        GOAL: torch.tensor([[0.0, 0.0, 0.0], [0.4, 0.1, 0.2]]),  # task 0 unlabelled (zeros)
+        image_key("front"): torch.rand(2, 3, SIZE, SIZE),
+    }
+    _, _, goal = enc(batch)
+    assert float(enc.goal_loss(batch, goal)) == 0.0  # the only labelled row takes its goal as an input
+    batch[GOAL][0] = torch.tensor([0.4, 0.0, 0.02])
+    assert float(enc.goal_loss(batch, goal)) > 0.0
+    with pytest.raises(ValueError, match="not among the policy's tasks"):
+        ObservationEncoder(replace(cfg, image_goal_tasks=("fly",)), TASKS)
+    with pytest.raises(ValueError, match="needs image_goal_tasks"):
+        ObservationEncoder(replace(cfg, image_goal_tasks=(), image_tokens=False), TASKS)
+
+
+def test_scene_is_a_parameter_and_perturbations_change_what_the_camera_sees() -> None:
+    from flow_policy_node.sim.env import ArmEnv, SimConfig
+    from flow_policy_node.sim.perturb import PERTURBATIONS
+
+    frames = {}
+    for name, scene in PERTURBATIONS.items():
+        env = ArmEnv(SimConfig(cameras=("front",), scene=scene))
+        env.reset("pick_red", 3)
+        frames[name] = env.render("front").astype(int)
+        if name == "cube_size":
+            for _ in range(20):
+                env.advance(0.01)
+            assert env.cube_position("red")[2] == pytest.approx(0.022, abs=1e-3)  # rests on the table
+        env.close()
+    for name, frame in frames.items():
+        if name != "none":
+            assert np.abs(frame - frames["none"]).mean() > 0.05, name
+    # Randomised scenes: the same seed looks the same, another seed differently.
+    env = ArmEnv(SimConfig(cameras=("front",), randomize_scene=1.0))
+    a = (env.reset("pick_red", 5), env.scene)[1]
+    b = (env.reset("pick_red", 6), env.scene)[1]
+    c = (env.reset("pick_red", 5), env.scene)[1]
+    env.close()
+    assert a == c and a != b
+
+
+def test_pictures_project_world_points_onto_the_camera_image() -> None:
+    from flow_policy_node.sim.env import ArmEnv, SimConfig
+    from flow_policy_node.sim.pictures import project
+
+    env = ArmEnv(SimConfig(cameras=("front",)))
+    env.reset("pick_red", 11)
+    img = env.render("front", (192, 192)).astype(int)
+    for colour, channel in (("red", 0), ("green", 1), ("blue", 2)):
+        ((x, y),) = project(env, "front", env.cube_position(colour)[None], (192, 192))
+        pixel = img[round(y), round(x)]
+        assert pixel[channel] == pixel.max() and pixel[channel] - np.sort(pixel)[1] > 40, (colour, pixel)
+    env.close()
+
+
+def test_eval_refuses_an_unknown_perturbation(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "flow-policy"), "eval", str(tmp_path), "--perturb", "fog"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "fog" in result.stdout and "camera_moved" in result.stdout
