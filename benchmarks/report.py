@@ -122,9 +122,13 @@ def rows() -> list[tuple[str, str, str]]:
         def pct(rates: dict) -> str:
             return ", ".join(f"{t} {100 * v:.0f}%" for t, v in rates.items())
 
+        cameras = r["per_run"][0]["config"].get("cameras") or []
+        recipe = (
+            f"camera {'+'.join(cameras)}" if cameras else "state + goal recipe, before the camera default"
+        )
         out.append(
             (
-                f"`{r['command']}`: success through ROS, min / median / max of {r['runs']} runs "
+                f"`{r['command']}` ({recipe}): success through ROS, min / median / max of {r['runs']} runs "
                 f"({r['episodes_per_task']} episodes per task each)",
                 f"min {pct(r['success_min'])}; median {pct(r['success_median'])}; "
                 f"max {pct(r['success_max'])}",
@@ -133,13 +137,66 @@ def rows() -> list[tuple[str, str, str]]:
         )
         out.append(
             (
-                f"`{r['command']}`: longest wall time (budget), chunk p50 / p99 in the graph",
+                f"`{r['command']}` ({recipe}): longest wall time (budget), chunk p50 / p99 in the graph",
                 f"{r['wall_s_max'] / 60:.1f} min ({r['budget_s'] / 60:.0f}); "
                 f"{r['chunk_ms_p50']:.1f} / {r['chunk_ms_p99']:.1f} ms; "
                 f"training {r['train_steps_per_s']:.0f} steps/s",
                 "demo",
             )
         )
+    vision = load("vision.json")
+    if vision.get("success"):
+
+        def rates(d: dict) -> str:
+            return ", ".join(f"{t.removeprefix('pick_')} {100 * v:.0f}%" for t, v in d.items())
+
+        out += [
+            (
+                "camera-only picking, `flow-policy demo` checkpoints without ROS "
+                f"({vision['episodes_per_task']} unseen seeds per task, median of {vision['runs']} runs)",
+                rates(vision["success"]),
+                "vision",
+            ),
+            (
+                "  the same runs' `flow-policy demo`: wall time; success through ROS (10 episodes per task)",
+                "; ".join(
+                    f"{w / 60:.1f} min: {rates(r)}"
+                    for w, r in zip(vision["demo_wall_s"], vision["ros_success"], strict=True)
+                )
+                + f"; training {vision['machine']['train_steps_per_s']:.0f} steps/s",
+                "vision",
+            ),
+        ]
+        if "perturbed" in vision:
+            worst = {k: min(v.values()) for k, v in vision["perturbed"].items() if k != "none"}
+            out.append(
+                (
+                    f"  under scene perturbations, lowest pick task ({vision['perturbed_episodes_per_task']} "
+                    "episodes per task each)",
+                    ", ".join(f"{k} {100 * v:.0f}%" for k, v in worst.items()),
+                    "vision",
+                )
+            )
+        if "perturbed_randomized_scenes" in vision:
+            worst = {
+                k: min(v.values()) for k, v in vision["perturbed_randomized_scenes"].items() if k != "none"
+            }
+            out.append(
+                (
+                    "  the same recipe trained in randomised scenes (no ROS), lowest pick task",
+                    ", ".join(f"{k} {100 * v:.0f}%" for k, v in worst.items()),
+                    "vision",
+                )
+            )
+        for kind, per_task in vision.get("baselines", {}).items():
+            out.append(
+                (
+                    f"  {kind}, same camera encoders and budget "
+                    f"({vision['baseline_episodes_per_task']} episodes per task)",
+                    rates(per_task),
+                    "vision",
+                )
+            )
     insitu = load("insitu.json")
     if insitu:
         idle = ", ".join(f"{k} {v:.1f}%" for k, v in insitu["idle_cpu_percent"].items())

@@ -92,8 +92,28 @@ def main(a: argparse.Namespace) -> dict:
         (a.out / "vision.json").write_text(json.dumps(results, indent=2) + "\n")
 
     runs, success_runs = [], []
+    done = a.out / "vision.json"
+    if a.resume and done.is_file():  # keep the runs already measured, add the missing ones
+        results = json.loads(done.read_text())
+        success_runs = results["success_runs"]
+        runs = [
+            {
+                "wall_s": w,
+                "train_steps_per_s": t,
+                "success_rate": r,
+                "chunk_ms_p50": c,
+                "config": results["demo_config"],
+            }
+            for w, t, r, c in zip(
+                results["demo_wall_s"],
+                results["train_steps_per_s"],
+                results["ros_success"],
+                results["chunk_ms_p50_graph"],
+                strict=True,
+            )
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(a.runs):
+        for i in range(len(runs), a.runs):
             out = a.reuse or Path(tmp) / f"demo{i}"
             runs.append(run_demo("default", out, a.domain + i) if not a.reuse else reused(out))
             policy = load_policy(out / "checkpoint").eval()

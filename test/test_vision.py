@@ -199,3 +199,104 @@ def test_eval_refuses_an_unknown_perturbation(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "fog" in result.stdout and "camera_moved" in result.stdout
+
+
+def torchvision_resnet18_shapes() -> dict[str, tuple[int, ...]]:
+    """Key -> shape of torchvision.models.resnet18().state_dict(), written out independently."""
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(prefix: str, c: int) -> None:
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.{name}"] = (c,)
+        shapes[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("bn1", 64)
+    cin = 64
+    for i, c in enumerate((64, 128, 256, 512), 1):
+        for j in range(2):
+            p = f"layer{i}.{j}"
+            shapes[f"{p}.conv1.weight"] = (c, cin if j == 0 else c, 3, 3)
+            bn(f"{p}.bn1", c)
+            shapes[f"{p}.conv2.weight"] = (c, c, 3, 3)
+            bn(f"{p}.bn2", c)
+            if j == 0 and i > 1:
+                shapes[f"{p}.downsample.0.weight"] = (c, cin, 1, 1)
+                bn(f"{p}.downsample.1", c)
+        cin = c
+    shapes["fc.weight"], shapes["fc.bias"] = (1000, 512), (1000,)
+    return shapes
+
+
+def write_resnet18(path: Path, **changed_shapes: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    shapes = {**torchvision_resnet18_shapes(), **changed_shapes}
+    tensors = {
+        k: (
+            torch.zeros(s, dtype=torch.int64) if k.endswith("tracked") else torch.rand(s, generator=gen) + 0.5
+        )
+        for k, s in shapes.items()
+    }
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path))
+    return tensors
+
+
+def test_image_encoder_starts_from_a_torchvision_resnet18_file(tmp_path: Path) -> None:
+    from flow_policy_node.models.encoders import ImageEncoder
+
+    path = tmp_path / "resnet18.safetensors"
+    weights = write_resnet18(path)
+    enc = ImageEncoder(ImageEncoderConfig(backbone="resnet18", pretrained=str(path), out_dim=32), cond_dim=16)
+    enc.load_pretrained()
+    torch.testing.assert_close(enc.resnet.conv1.weight.data, weights["conv1.weight"])
+    torch.testing.assert_close(
+        enc.resnet.layer3[0].downsample[1].running_var, weights["layer3.0.downsample.1.running_var"]
+    )
+    assert enc(torch.rand(2, 3, 96, 96), torch.zeros(2, 16)).shape == (2, 32)
+
+    # Training starts from the file: after one small step conv1 is still (nearly) the file's.
+    encoder = ObservationEncoderConfig(
+        cameras=("front",),
+        token_dim=32,
+        image=ImageEncoderConfig(backbone="resnet18", pretrained=str(path), out_dim=32, keypoints=8),
+        image_goal_tasks=tuple(TASKS[:2]),
+    )
+    cfg = TrainConfig(
+        policy=PolicyConfig(
+            kind="regression", horizon=4, encoder=encoder, velocity=VelocityNetConfig(hidden=64)
+        ),
+        steps=1,
+        batch_size=8,
+        lr=1e-6,
+        warmup_steps=1,
+    )
+    policy = train(cfg, SquaresDataset(n=16), tmp_path / "ckpt")
+    conv1 = policy.encoder.images["front"].resnet.conv1.weight.data
+    torch.testing.assert_close(conv1, weights["conv1.weight"], atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: write_resnet18(p, **{"layer2.0.conv1.weight": (128, 32, 3, 3)}), "another shape"),
+        (lambda p: p.write_bytes(b"not a safetensors file"), "not a readable safetensors"),
+    ],
+)
+def test_a_pretrained_file_that_does_not_match_is_refused_saying_why(tmp_path: Path, make, message) -> None:
+    from flow_policy_node.models.encoders import ImageEncoder
+
+    path = tmp_path / "weights.safetensors"
+    make(path)
+    enc = ImageEncoder(ImageEncoderConfig(backbone="resnet18", pretrained=str(path)))
+    with pytest.raises(ValueError, match=message):
+        enc.load_pretrained()
+    from safetensors.torch import save_file
+
+    save_file({"conv1.weight": torch.zeros(64, 3, 7, 7)}, str(path))  # a fragment: the rest is missing
+    with pytest.raises(ValueError, match="missing"):
+        enc.load_pretrained()
+    with pytest.raises(FileNotFoundError):
+        ImageEncoder(
+            ImageEncoderConfig(backbone="resnet18", pretrained=str(tmp_path / "none"))
+        ).load_pretrained()

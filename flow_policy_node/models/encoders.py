@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from flow_policy_node.models.resnet import ResNet18Trunk
 from flow_policy_node.observation import GOAL, STATE, TASK_INDEX, image_key
 
 
@@ -34,6 +35,11 @@ class ImageEncoderConfig:
     # Scale and shift the last feature map by the command (FiLM), so that what the keypoints
     # attend to depends on it: "pick up the red cube" looks for red.
     film: bool = True
+    # "resnet18": a torchvision-layout ResNet-18 trunk to layer3 (models/resnet.py) in place
+    # of the small CNN (width, stem_stride, blocks unused), started from ``pretrained`` (a
+    # local safetensors file of torchvision's resnet18) when training begins.
+    backbone: str = "small"
+    pretrained: str = ""
 
 
 def _norm(c: int) -> nn.GroupNorm:
@@ -85,16 +91,26 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, cfg: ImageEncoderConfig, cond_dim: int = 0) -> None:
         super().__init__()
-        w = cfg.width
-        k, pad = (5, 2) if cfg.stem_stride == 2 else (cfg.stem_stride, 0)
-        self.stem = nn.Sequential(nn.Conv2d(3, w, k, cfg.stem_stride, pad, bias=False), _norm(w), nn.ReLU())
-        layers, cin = [], w
-        for i, n in enumerate(cfg.blocks):
-            cout = w * 2 ** min(i, 3)
-            for j in range(n):
-                layers.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
-                cin = cout
-        self.layers = nn.Sequential(*layers)
+        self.cfg = cfg
+        if cfg.backbone == "resnet18":
+            self.resnet: ResNet18Trunk | None = ResNet18Trunk(stages=3)
+            cin = self.resnet.out_channels
+        elif cfg.backbone == "small":
+            self.resnet = None
+            w = cfg.width
+            k, pad = (5, 2) if cfg.stem_stride == 2 else (cfg.stem_stride, 0)
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, w, k, cfg.stem_stride, pad, bias=False), _norm(w), nn.ReLU()
+            )
+            layers, cin = [], w
+            for i, n in enumerate(cfg.blocks):
+                cout = w * 2 ** min(i, 3)
+                for j in range(n):
+                    layers.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
+                    cin = cout
+            self.layers = nn.Sequential(*layers)
+        else:
+            raise ValueError(f"unknown image backbone {cfg.backbone!r}: small or resnet18")
         self.film = nn.Linear(cond_dim, 2 * cin) if cfg.film and cond_dim else None
         if self.film is not None:  # start as the identity
             nn.init.zeros_(self.film.weight)
@@ -107,8 +123,15 @@ class ImageEncoder(nn.Module):
             pooled = cin
         self.proj = nn.Sequential(nn.Linear(pooled, cfg.out_dim), nn.ReLU())
 
+    def load_pretrained(self) -> None:
+        """Start the backbone from ``cfg.pretrained`` (called when training begins)."""
+        if self.cfg.pretrained:
+            if self.resnet is None:
+                raise ValueError("pretrained weights need backbone: resnet18")
+            self.resnet.load_pretrained(self.cfg.pretrained)
+
     def forward(self, img: Tensor, cond: Tensor | None = None) -> Tensor:
-        x = self.layers(self.stem(img * 2 - 1))
+        x = self.resnet(img) if self.resnet is not None else self.layers(self.stem(img * 2 - 1))
         if self.film is not None and cond is not None:
             scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
             x = torch.relu(x * (1 + scale) + shift)

@@ -38,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--demos", type=int, help="demonstrations per task")
     d.add_argument("--steps", type=int, help="training steps")
     d.add_argument("--eval-episodes", type=int)
-    d.add_argument("--cameras", nargs="*", help="cameras the policy sees (default none: state + goal + task)")
+    d.add_argument(
+        "--cameras",
+        nargs="*",
+        help="cameras the policy sees (default: front; none listed: state + goal + task)",
+    )
     d.set_defaults(func=run_demo)
 
 

@@ -135,7 +135,11 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         raise ValueError(f"cameras {missing} are not in the dataset (it has {list(dataset.cameras)})")
     pcfg.encoder.n_tasks = len(dataset.tasks)
     pcfg.action_dim = pcfg.encoder.state_dim = len(dataset.joint_names)
-    policy = make_policy(pcfg, dataset.stats, dataset.tasks).to(device)
+    policy = make_policy(pcfg, dataset.stats, dataset.tasks)
+    if not (cfg.resume and (out / "train_state.json").is_file()):
+        for encoder in policy.encoder.images.values():
+            encoder.load_pretrained()
+    policy = policy.to(device)
     ema = copy.deepcopy(policy).eval().requires_grad_(False)
     model = torch.nn.parallel.DistributedDataParallel(policy) if distributed else policy
 
