@@ -32,8 +32,7 @@ def train_checkpoint(out: Path, demos: int, steps: int) -> Path:
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from policy_quality import ExpertDemos
-
+    from flow_policy_node.sim.demos import ExpertDemos
     from flow_policy_node.train.loop import TrainConfig, train
 
     if (out / "model.safetensors").exists():

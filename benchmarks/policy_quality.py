@@ -24,17 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from flow_policy_node.models.policy import PolicyConfig
-from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX
-from flow_policy_node.sim.env import ArmEnv, SimConfig
+from flow_policy_node.sim.demos import ExpertDemos
+from flow_policy_node.sim.env import SimConfig
 from flow_policy_node.sim.evaluate import EvalConfig, evaluate
-from flow_policy_node.sim.expert import run_expert_episode
-from flow_policy_node.sim.tasks import get_task
 from flow_policy_node.train.loop import TrainConfig, train
-from flow_policy_node.train.synthetic import stats_of
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ("flow", "regression", "diffusion")
@@ -49,49 +44,6 @@ class QualityConfig:
     horizon: int = 16
     episodes: int = 50
     seed: int = 0
-
-
-class ExpertDemos(Dataset):
-    """Chunk windows over scripted-expert episodes: observation at t, actions t..t+H-1."""
-
-    def __init__(self, tasks: tuple[str, ...], per_task: int, horizon: int) -> None:
-        self.horizon, self.fps, self.cameras, self.image_size = horizon, 10.0, (), (0, 0)
-        env = ArmEnv(SimConfig(render=False))
-        self.joint_names = list(env.arm.joint_names)
-        self.tasks = [get_task(t).command for t in tasks]
-        states, actions, goals, task_ids, ends = [], [], [], [], []
-        for k, task in enumerate(tasks):
-            for seed in tqdm(range(per_task), desc=f"expert demos {task}", leave=False):
-                ep = run_expert_episode(env, task, seed)
-                if not ep.success:
-                    continue
-                ends += [len(states) + len(ep.states)] * len(ep.states)
-                states += list(ep.states)
-                actions += list(ep.actions)
-                goals += [env.goal] * len(ep.states)
-                task_ids += [k] * len(ep.states)
-        env.close()
-        self.state = np.array(states, np.float32)
-        self.action = np.array(actions, np.float32)
-        self.goal = np.array(goals, np.float32)
-        self.task_index = np.array(task_ids)
-        self.end = np.array(ends)
-        self.stats = {ACTION: stats_of(self.action), STATE: stats_of(self.state)}
-
-    def __len__(self) -> int:
-        return len(self.state)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        idx = np.arange(i, i + self.horizon)
-        pad = idx >= self.end[i]
-        idx = np.minimum(idx, self.end[i] - 1)
-        return {
-            STATE: torch.from_numpy(self.state[i]),
-            GOAL: torch.from_numpy(self.goal[i]),
-            TASK_INDEX: torch.tensor(int(self.task_index[i])),
-            ACTION: torch.from_numpy(self.action[idx]),
-            ACTION_IS_PAD: torch.from_numpy(pad),
-        }
 
 
 def plot(results: dict, png: Path) -> None:

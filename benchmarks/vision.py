@@ -145,19 +145,20 @@ def main(a: argparse.Namespace) -> dict:
                 results["perturbed_episodes_per_task"] = a.perturbed_episodes
                 save()
 
-    data = expert_demos((*PICKS, "reach"), a, randomize=1.0)
-    policy = train_like_demo(data, steps=a.steps)
-    results["perturbed_randomized_scenes"], results["worst_drop_randomized_scenes_points"] = perturbed(
-        policy, a.perturbed_episodes
-    )
     plot_perturbed(
         results["perturbed"], a.out / "vision_perturbed.png", "the demo's camera policy, perturbed"
     )
-    plot_perturbed(
-        results["perturbed_randomized_scenes"],
-        a.out / "vision_perturbed_randomized.png",
-        "trained in randomised scenes, perturbed",
-    )
+    if not a.no_randomized:
+        data = expert_demos((*PICKS, "reach"), a, randomize=1.0)
+        policy = train_like_demo(data, steps=a.steps)
+        results["perturbed_randomized_scenes"], results["worst_drop_randomized_scenes_points"] = perturbed(
+            policy, a.perturbed_episodes
+        )
+        plot_perturbed(
+            results["perturbed_randomized_scenes"],
+            a.out / "vision_perturbed_randomized.png",
+            "trained in randomised scenes, perturbed",
+        )
     save()
     if not a.no_baselines:
         tasks = (*PICKS, "obstacle")
@@ -198,6 +199,8 @@ if __name__ == "__main__":
     p.add_argument("--perturbed-episodes", type=int, default=20)
     p.add_argument("--baseline-episodes", type=int, default=30)
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--no-randomized", action="store_true", help="skip training in randomised scenes")
+    p.add_argument("--resume", action="store_true", help="keep the runs in the results file, add the rest")
     p.add_argument(
         "--reuse", type=Path, help="a finished `flow-policy demo --out` directory instead of new runs"
     )

@@ -142,54 +142,6 @@ def train_sweep_checkpoint(out: Path, steps: int = 600) -> Path:
     return out
 
 
-class ExpertPickDemos(Dataset):
-    """Chunk windows over scripted-expert pick_red episodes in the MuJoCo sim (no ROS, no cameras).
-
-    State, goal (the red cube) and the task: what the demo policy sees. Used for a checkpoint
-    that really picks the cube when the launch files run it closed loop.
-    """
-
-    def __init__(self, demos: int = 40, horizon: int = 16) -> None:
-        from flow_policy_node.sim.env import ArmEnv, SimConfig
-        from flow_policy_node.sim.expert import run_expert_episode
-        from flow_policy_node.sim.tasks import get_task
-
-        self.horizon, self.fps, self.cameras, self.image_size = horizon, 10.0, (), (0, 0)
-        env = ArmEnv(SimConfig(render=False))
-        self.joint_names = list(env.arm.joint_names)
-        self.tasks = [get_task("pick_red").command]
-        states, actions, goals, ends = [], [], [], []
-        for seed in range(demos):
-            ep = run_expert_episode(env, "pick_red", seed)
-            if not ep.success:
-                continue
-            ends += [len(states) + len(ep.states)] * len(ep.states)
-            states += list(ep.states)
-            actions += list(ep.actions)
-            goals += [env.goal] * len(ep.states)
-        env.close()
-        self.state = np.array(states, np.float32)
-        self.action = np.array(actions, np.float32)
-        self.goal = np.array(goals, np.float32)
-        self.end = np.array(ends)
-        self.stats = {ACTION: stats_of(self.action), STATE: stats_of(self.state)}
-
-    def __len__(self) -> int:
-        return len(self.state)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        idx = np.arange(i, i + self.horizon)
-        pad = idx >= self.end[i]
-        idx = np.minimum(idx, self.end[i] - 1)
-        return {
-            STATE: torch.from_numpy(self.state[i]),
-            GOAL: torch.from_numpy(self.goal[i]),
-            TASK_INDEX: torch.tensor(0),
-            ACTION: torch.from_numpy(self.action[idx]),
-            ACTION_IS_PAD: torch.from_numpy(pad),
-        }
-
-
 def train_pick_checkpoint(out: Path, demos: int = 40, steps: int = 2500) -> Path:
     """A state+goal flow policy for pick_red (measured: 2500 steps, 30 demos -> 9/10 unseen
     layouts ROS-free; 65 s on 2 idle cores)."""
@@ -205,5 +157,8 @@ def train_pick_checkpoint(out: Path, demos: int = 40, steps: int = 2500) -> Path
         threads=1,
         log_every=500,
     )
-    train(cfg, ExpertPickDemos(demos), out, dataset_name="expert-pick-red")
+    from flow_policy_node.sim.demos import ExpertDemos
+
+    data = ExpertDemos(("pick_red",), demos, 16, progress=False)
+    train(cfg, data, out, dataset_name="expert-pick-red")
     return out

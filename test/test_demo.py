@@ -1,10 +1,10 @@
 """Issue 7: `flow-policy demo --quick` end to end: real nodes, real rclpy, real bags.
 
-Threshold: with the quick demo's 40 demos and 3000 steps, a run on a contended 2-core
-machine picked 9/10 closed loop through ROS (benchmarks/results/demo.json holds the spread
-over runs on a quiet one). Take p as 0.8: at least 5 of 10 fails with probability 0.6 %.
-A broken chain (no goal in the bags, a reset that wipes it, a policy that ignores its goal,
-a node too slow to keep up) scored 0-3 of 10 in earlier sessions.
+Threshold: the quick demo (camera policy, pick_red among three cubes, 30 demos, 2000 steps)
+picked 5/5 through ROS and 8/10 without ROS on a 2-core machine. Take p as 0.8: at least 5
+of 10 fails with probability 0.6 %. A broken chain (no goal label in the bags, a reset that
+wipes it, a policy blind to the image or the command, a node too slow to keep up) scored
+0-4 of 10 in earlier sessions.
 """
 
 from __future__ import annotations
