@@ -142,6 +142,7 @@ NOT_COMMANDS = {
     "ros2 launch": "the tool's name",
     "ros2 launch flow_policy_node FILE": "a pattern (FILE)",
     "ros2 bag record": "rosbag2's recorder (not installable here; test_convert reads rosbag2 bags)",
+    "ros2 bag play": "rosbag2's player (not installable here; test_recorder reads the QoS it replays)",
 }
 
 
