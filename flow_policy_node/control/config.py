@@ -59,7 +59,7 @@ class PolicyNodeConfig:
     path_topic: str = "flow_policy/predicted_path"
     # QoS
     sensor_qos: str = "best_effort"  # best_effort | reliable (images, joint states)
-    qos_depth: int = 10
+    qos_depth: int = 10  # the trajectory publisher's; sensors keep only the newest sample
     # control
     control_rate_hz: float = 0.0  # trajectory point rate; 0: the checkpoint's fps
     execution_horizon: int = 4  # chunk steps that run before the next chunk takes over

@@ -5,12 +5,18 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 SETUP_HINT = (
     "In this repository's venv run `make setup` (or scripts/setup.sh); in a ROS 2 workspace run "
     "`colcon build --base-paths src src/flow_policy/flow_policy_msgs` and `source install/setup.bash`."
 )
+
+# How long an idle node lets its messages gather: the latency an idle node adds to a
+# command or a service call, and 20 wake-ups a second instead of one per message.
+IDLE_PERIOD_S = 0.05
 
 
 class EnvironmentProblem(RuntimeError):
@@ -53,8 +59,28 @@ def run_node_main(main, argv: list[str] | None = None) -> int:
         return 0
 
 
-def spin(node, executor=None, cleanup=None) -> None:
+def _run_ready(executor) -> None:
+    """Run every callback that is ready now, without waiting for more."""
+    from rclpy.executors import ShutdownException, TimeoutException
+
+    while True:
+        try:
+            handler, _, _ = executor.wait_for_ready_callbacks(timeout_sec=0)
+        except (TimeoutException, ShutdownException):
+            return
+        handler()
+        if handler.exception() is not None:
+            raise handler.exception()
+
+
+def spin(node, executor=None, cleanup=None, idle: Callable[[], bool] | None = None) -> None:
     """Spin ``node`` until SIGINT/SIGTERM, then run ``cleanup`` and shut rclpy down.
+
+    While ``idle()`` is true the node takes its messages in batches, every ``IDLE_PERIOD_S``:
+    rclpy's executor costs ~0.4-0.7 ms of Python per wake-up (it rebuilds its wait set from
+    every entity of the node), so a node woken by each of ~230 sensor and /clock messages a
+    second used 10-16% of a core doing nothing. A batch shares one wake-up among the topics
+    with something new; with depth-1 subscriptions that is one message per topic.
 
     Call after ``rclpy.init(args=..., signal_handler_options=SignalHandlerOptions.NO)``:
     with rclpy's own handler the context dies inside the signal, before a node can
@@ -79,7 +105,11 @@ def spin(node, executor=None, cleanup=None) -> None:
         # spin_once with a timeout, not spin(): the wait must return now and then for
         # Python to deliver the signal as KeyboardInterrupt.
         while rclpy.ok(context=node.context):
-            executor.spin_once(timeout_sec=0.1)
+            if idle is not None and idle():
+                _run_ready(executor)
+                time.sleep(IDLE_PERIOD_S)
+            else:
+                executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -142,7 +142,9 @@ class PolicyNode(LifecycleNode):
         cfg = self.cfg
         best_effort = cfg.sensor_qos == "best_effort"
         reliability = ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
-        sensor_qos = QoSProfile(depth=cfg.qos_depth, reliability=reliability)
+        # Depth 1: the runtime keeps only the newest sample, and each queued one would cost the
+        # executor a wake-up (see ``idle``) before the newest is seen.
+        sensor_qos = QoSProfile(depth=1, reliability=reliability)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         sub = self.create_subscription
         self._subs = [
@@ -366,6 +368,10 @@ class PolicyNode(LifecycleNode):
                 self.last_error = f"inference failed: {exc}"
 
     # --- status -------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """No goal and no task: nothing needs a sensor message the moment it arrives."""
+        return self.goal is None and (self.runtime is None or not self.runtime.running)
 
     def state(self) -> str:
         if not self.enabled:

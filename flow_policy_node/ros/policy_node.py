@@ -21,7 +21,7 @@ def _main(argv: list[str]) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = PolicyNode()
-    spin(node, SingleThreadedExecutor(), node.close)
+    spin(node, SingleThreadedExecutor(), node.close, idle=node.idle)
     return 0
 
 

@@ -27,6 +27,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 
 from flow_policy_node.ros.env import run_node_main, spin
@@ -108,6 +109,7 @@ def _main(argv: list[str]) -> int:
             latched = p("latched_topics", ["clicked_point", "sim/task_success"]).value
             self.latched_topics = {self.resolve_topic_name(t) for t in latched}
             self.latched: dict[str, tuple[str, int, bytes]] = {}
+            self.started_ns = 0  # system time of the episode's start
             self.typestore = make_typestore()
             self.create_service(StartEpisode, "recorder/start_episode", self.on_start)
             self.create_service(StopEpisode, "recorder/stop_episode", self.on_stop)
@@ -163,7 +165,7 @@ def _main(argv: list[str]) -> int:
                 self.create_subscription(
                     cls,
                     topic,
-                    lambda data, t=topic: self.on_message(t, data),
+                    lambda data, info, t=topic: self.on_message(t, data, info["received_timestamp"]),
                     qos,
                     raw=True,
                     event_callbacks=events,
@@ -173,11 +175,14 @@ def _main(argv: list[str]) -> int:
                     if self.bag is not None:
                         self.bag.add_topic(topic, msgtype, self.offered.get(topic))
 
-        def on_message(self, topic: str, data: bytes) -> None:
+        def on_message(self, topic: str, data: bytes, received_ns: int) -> None:
+            """``received_ns``: when the middleware received it (system clock; 0: unknown)."""
             stamp = self.get_clock().now().nanoseconds
             if topic in self.latched_topics:
                 self.latched[topic] = (topic, stamp, data)
-            if self.bag is not None:
+            # Between episodes messages are taken in batches (see ros/env.py spin): one that
+            # arrived before the start but is taken after it is not part of the episode.
+            if self.bag is not None and received_ns >= self.started_ns:
                 self.queue.put((topic, stamp, data))
 
         def on_command(self, msg) -> None:
@@ -214,6 +219,7 @@ def _main(argv: list[str]) -> int:
                 for topic, msgtype in self.subscribed.items():
                     bag.add_topic(topic, msgtype, self.offered.get(topic))
                 self.error = ""
+                self.started_ns = time.time_ns()
                 self.bag = bag
                 # A latched message received before the episode is part of its starting
                 # state: written at the start time, not when it arrived (which may be long
@@ -302,7 +308,7 @@ def _main(argv: list[str]) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = RecorderNode()
-    spin(node, SingleThreadedExecutor(), node.shutdown)
+    spin(node, SingleThreadedExecutor(), node.shutdown, idle=lambda: node.bag is None)
     return 0
 
 
