@@ -246,3 +246,63 @@ class CommandResolver:
 
     def _unknown(self, text: str, why: str) -> str:
         return f"unknown command {text!r}: {why}; known tasks: {self.tasks}"
+
+
+REFUSE = "REFUSE"
+
+
+@dataclass
+class CommandSetScore:
+    """How a resolver did on a labelled command set (see :func:`read_command_set`)."""
+
+    lines: int
+    valid: int
+    refusals: int
+    valid_accuracy: float
+    refusal_accuracy: float
+    wrong: list[dict[str, str]]  # {"text", "expected", "got", "message"} per misresolved line
+    resolve_ms: list[float]
+
+
+def read_command_set(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``text<TAB>expected`` lines (expected: a task name or ``REFUSE``); ``#`` starts a comment line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.strip() and not line.startswith("#"):
+                text, expected = line.split("\t")  # text may be empty: "\tREFUSE"
+                rows.append((text, expected))
+    for _, expected in rows:
+        if expected != REFUSE and expected not in TASKS:
+            raise ValueError(f"{path}: {expected!r} is neither a task name nor {REFUSE}")
+    return rows
+
+
+def score_command_set(resolver: CommandResolver, rows: Sequence[tuple[str, str]]) -> CommandSetScore:
+    """Resolve every line; a valid line must give its task, a ``REFUSE`` line must be refused."""
+    import time
+
+    wrong, times, right = [], [], {True: 0, False: 0}
+    for text, expected in rows:
+        t0 = time.perf_counter()
+        res = resolver.resolve(text)
+        times.append(1e3 * (time.perf_counter() - t0))
+        want = None if expected == REFUSE else TASKS[expected].command
+        if res.task == want:
+            right[want is None] += 1
+        else:
+            wrong.append(
+                {"text": text, "expected": expected, "got": res.task or REFUSE, "message": res.message}
+            )
+    refusals = sum(expected == REFUSE for _, expected in rows)
+    valid = len(rows) - refusals
+    return CommandSetScore(
+        lines=len(rows),
+        valid=valid,
+        refusals=refusals,
+        valid_accuracy=right[False] / valid if valid else 1.0,
+        refusal_accuracy=right[True] / refusals if refusals else 1.0,
+        wrong=wrong,
+        resolve_ms=times,
+    )

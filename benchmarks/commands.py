@@ -1,0 +1,72 @@
+"""Free-text command resolution on the labelled test set (test/data/commands.tsv).
+
+    python benchmarks/commands.py          # test set -> results/commands.json
+    python benchmarks/commands.py --dev    # the development list (for tuning), printed only
+
+The vocabulary is every task's command (what a checkpoint trained on all tasks has). Valid
+lines must resolve to their task, REFUSE lines must be refused. The development list
+(test/data/commands_dev.tsv) is the one to tune templates, threshold and margin on; the
+test set is only scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from flow_policy_node.control.commands import (
+    CommandResolver,
+    minilm_embedder,
+    read_command_set,
+    score_command_set,
+)
+from flow_policy_node.control.config import PolicyNodeConfig
+from flow_policy_node.sim.tasks import TASKS
+
+RESULTS = Path(__file__).parent / "results"
+DATA = Path(__file__).parent.parent / "test" / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dev", action="store_true", help="score the development list; write nothing")
+    args = parser.parse_args()
+    path = DATA / ("commands_dev.tsv" if args.dev else "commands.tsv")
+    rows = read_command_set(path)
+    cfg = PolicyNodeConfig()
+    t0 = time.perf_counter()
+    embedder = minilm_embedder()
+    load_s = time.perf_counter() - t0
+    resolver = CommandResolver(
+        [t.command for t in TASKS.values()], embedder, cfg.command_threshold, cfg.command_margin
+    )
+    score = score_command_set(resolver, rows)
+    results = {
+        "set": str(path.relative_to(DATA.parent.parent)),
+        "lines": score.lines,
+        "valid_lines": score.valid,
+        "refusal_lines": score.refusals,
+        "valid_accuracy": round(score.valid_accuracy, 4),
+        "refusal_accuracy": round(score.refusal_accuracy, 4),
+        "threshold": cfg.command_threshold,
+        "margin": cfg.command_margin,
+        "model_load_s": round(load_s, 2),
+        "resolve_ms_p50": round(float(np.median(score.resolve_ms)), 2),
+        "misresolved": [{k: w[k] for k in ("text", "expected", "got")} for w in score.wrong],
+    }
+    for w in score.wrong:
+        print(f"{w['text']!r}: expected {w['expected']}, got {w['got']} -- {w['message'][:160]}")
+    print(json.dumps({k: v for k, v in results.items() if k != "misresolved"}, indent=2))
+    if not args.dev:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "commands.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
