@@ -1,12 +1,12 @@
 """Free-text command resolution on the labelled test set (test/data/commands.tsv).
 
     python benchmarks/commands.py          # test set -> results/commands.json
-    python benchmarks/commands.py --dev    # the development list (for tuning), printed only
+    python benchmarks/commands.py --dev    # the development list, with a threshold x margin sweep
 
 The vocabulary is every task's command (what a checkpoint trained on all tasks has). Valid
 lines must resolve to their task, REFUSE lines must be refused. The development list
-(test/data/commands_dev.tsv) is the one to tune templates, threshold and margin on; the
-test set is only scored.
+(test/data/commands_dev.tsv) is the one to tune lexicons, templates, threshold and margin
+on; the test set is only scored.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from flow_policy_node.control.commands import (
     CommandResolver,
+    Embedder,
     minilm_embedder,
     read_command_set,
     score_command_set,
@@ -29,6 +30,34 @@ from flow_policy_node.sim.tasks import TASKS
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).parent.parent / "test" / "data"
+THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+MARGINS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.14, 0.16)
+
+
+def memoised(embed: Embedder) -> Embedder:
+    """The same vectors for a text seen before: a sweep re-resolves every line many times."""
+    cache: dict[str, np.ndarray] = {}
+
+    def embed_cached(texts: list[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in cache]
+        if missing:
+            cache.update(zip(missing, embed(missing), strict=True))
+        return np.stack([cache[t] for t in texts])
+
+    return embed_cached
+
+
+def sweep(resolver: CommandResolver, rows: list[tuple[str, str]]) -> None:
+    """Valid / refused accuracy for each threshold and margin (the defaults are chosen from this)."""
+    print("threshold x margin: valid accuracy / refusal accuracy")
+    print("      " + "".join(f"{m:>12.2f}" for m in MARGINS))
+    for threshold in THRESHOLDS:
+        cells = []
+        for margin in MARGINS:
+            resolver.threshold, resolver.margin = threshold, margin
+            score = score_command_set(resolver, rows)
+            cells.append(f"{score.valid_accuracy:.2f}/{score.refusal_accuracy:.2f}")
+        print(f"{threshold:>6.2f}" + "".join(f"{c:>12}" for c in cells))
 
 
 def main() -> None:
@@ -60,6 +89,8 @@ def main() -> None:
         "resolve_ms_p50": round(float(np.median(score.resolve_ms)), 2),
         "misresolved": [{k: w[k] for k in ("text", "expected", "got")} for w in score.wrong],
     }
+    if args.dev:
+        sweep(CommandResolver(resolver.tasks, memoised(embedder)), rows)
     for w in score.wrong:
         print(f"{w['text']!r}: expected {w['expected']}, got {w['got']} -- {w['message'][:160]}")
     print(json.dumps({k: v for k, v in results.items() if k != "misresolved"}, indent=2))
