@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def main() -> None:
     path = DATA / ("commands_dev.tsv" if args.dev else "commands.tsv")
     rows = read_command_set(path)
     cfg = PolicyNodeConfig()
+    load_average = os.getloadavg()[0]  # the timings below depend on how busy the machine is
     t0 = time.perf_counter()
     embedder = minilm_embedder()
     load_s = time.perf_counter() - t0
@@ -87,6 +89,8 @@ def main() -> None:
         "margin": cfg.command_margin,
         "model_load_s": round(load_s, 2),
         "resolve_ms_p50": round(float(np.median(score.resolve_ms)), 2),
+        "load_average_1min": round(load_average, 2),
+        "cpu_count": os.cpu_count(),
         "misresolved": [{k: w[k] for k in ("text", "expected", "got")} for w in score.wrong],
     }
     if args.dev:
