@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from language_model import GatedLoader, real_embedder
 from policy_checkpoints import JOINTS, TASKS, bright_image, train_step_checkpoint
 from rosutil import Collector, node_process, spin_until
 
@@ -87,6 +88,7 @@ class Probe:
     """A test node: the fake arm, and collectors for trajectories, status and markers."""
 
     def __init__(self, context) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from trajectory_msgs.msg import JointTrajectory
@@ -100,6 +102,8 @@ class Probe:
         self.node.create_subscription(JointTrajectory, TRAJ, self.traj, qos)
         self.node.create_subscription(PolicyStatus, "/flow_policy/status", self.status, 10)
         self.node.create_subscription(MarkerArray, "/flow_policy/predicted_path", self.markers, 10)
+        self.diagnostics = Collector()
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 10)
         self.arm = FakeArm(self.node)
 
     def spin_until(self, predicate, timeout: float = 15.0) -> bool:
@@ -116,6 +120,17 @@ class Probe:
 
         assert self.spin_until(ok, timeout), f"status never matched; last: {self.last_status()}"
         return next(m for m in self.status.messages[start:] if predicate(m))
+
+    def wait_free_text(self, state: str, timeout: float = 15.0) -> str:
+        """Wait for /diagnostics to report free-text commands in ``state``; returns the value."""
+
+        def value() -> str:
+            msgs = self.diagnostics.messages
+            kv = {v.key: v.value for v in msgs[-1].status[0].values} if msgs else {}
+            return kv.get("free_text_commands", "")
+
+        assert self.spin_until(lambda: value().startswith(state), timeout), f"free text: {value()!r}"
+        return value()
 
     def chunks_after(self, n: int) -> list:
         """Multi-point trajectories (chunks, not holds) received after the first n messages."""
@@ -231,6 +246,7 @@ def test_bad_inputs_hold_the_arm_and_say_why(probe, checkpoint, tmp_path) -> Non
     params = params_file(tmp_path, checkpoint, command_embedding=True)
     with node_process("policy_node", "--ros-args", "--params-file", params) as proc:
         probe.wait_status(lambda m: m.state == "idle", 60)
+        probe.wait_free_text("available", 180)  # the language model loads after configure
         probe.publish_command("make me a sandwich")
         st = probe.wait_status(lambda m: "unknown command" in m.last_error)
         assert "make me a sandwich" in st.last_error and st.command == ""
@@ -329,7 +345,7 @@ def test_execute_action_feedback_success_timeout_cancel(probe, checkpoint, tmp_p
     assert proc.returncode == 0, output(proc)
 
 
-def make_node(context, **params):
+def make_node(context, embedder_loader=None, **params):
     from rclpy.parameter import Parameter
 
     from flow_policy_node.ros.policy_lifecycle import PolicyNode
@@ -337,7 +353,8 @@ def make_node(context, **params):
     base = {"autostart": False, "command_embedding": False, "cameras": ["front"]}
     base["camera_topics"] = ["/camera/front/image_raw"]
     overrides = [Parameter(k, value=v) for k, v in {**base, **params}.items()]
-    return PolicyNode(context=context, parameter_overrides=overrides)
+    loader = {"embedder_loader": embedder_loader} if embedder_loader else {}
+    return PolicyNode(context=context, parameter_overrides=overrides, **loader)
 
 
 def test_missing_or_mismatched_checkpoint_fails_configure_naming_the_problem(
@@ -474,6 +491,42 @@ def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, check
         pub.publish(msg)
         assert probe.spin_until(lambda: "camera_link" in node.runtime.last_error, 10)
         assert node.runtime.cache.goal[0] == pytest.approx(0.4)  # no transform here: refused, not misused
+    finally:
+        probe.close()
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+
+
+def test_configure_does_not_wait_for_the_language_model(rclpy_context, checkpoint) -> None:
+    """The node runs exact commands while the model loads, refuses free text saying so, and
+    its diagnostics say when free text becomes available."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from flow_policy_node.control.commands import NOT_YET
+
+    loader = GatedLoader(real_embedder())
+    node = make_node(rclpy_context, loader, checkpoint=str(checkpoint), command_embedding=True)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    probe = Probe(rclpy_context)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert loader.started.is_set() and not loader.gate.is_set()
+        assert "language model loading" in probe.wait_free_text("loading")
+        probe.publish_command("grab the red block")
+        st = probe.wait_status(lambda m: NOT_YET in m.last_error)
+        assert st.command == "" and st.state == "idle"
+        probe.publish_command(TASKS[0])  # exact: runs while the model loads
+        probe.wait_chunk()
+        loader.gate.set()
+        assert "language model loaded in" in probe.wait_free_text("available", 60)
+        probe.publish_command("go to the target")
+        assert probe.wait_status(lambda m: m.command == TASKS[1]).last_error == ""
     finally:
         probe.close()
         node.close()

@@ -383,6 +383,8 @@ def test_readme_sim_commands_move_the_arm_and_succeed(
     assert session.run(readme(README_LIFECYCLE)).startswith("active")
     probe = Probe(rclpy_context)
     assert probe.spin(lambda: len(probe.joints) > 5, 20), "no /joint_states from the sim"
+    # The language model loads after activation; free text resolves once the node says so.
+    wait_until(lambda: "free-text commands available" in sim.output(), 180, "free-text commands")
 
     # The README's topic commands: the arm moves and picks the cube (a retry on a new layout:
     # the policy picks about 9 in 10 layouts it has not seen).

@@ -6,12 +6,15 @@ what the node would publish and log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from language_model import GatedLoader, real_embedder
 from policy_checkpoints import JOINTS, SIZE, TASKS, bright_image, train_step_checkpoint
 
+from flow_policy_node.control.commands import LOADING, NOT_YET, Embedder, minilm_embedder
 from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.loading import load_runtime
 from flow_policy_node.control.runtime import DISABLED, HOLDING, IDLE, RUNNING, PolicyRuntime, Trajectory
@@ -49,17 +52,19 @@ class Recorder:
         self.logs.append((level, text))
 
 
-def make(checkpoint: Path, clock: Clock, **overrides) -> tuple[PolicyRuntime, Recorder]:
-    cfg = PolicyNodeConfig(
-        checkpoint=str(checkpoint),
-        cameras=["front"],
-        camera_topics=["camera/front/image_raw"],
-        command_embedding=False,
-        seed=0,
+def make(
+    checkpoint: Path, clock: Clock, embedder_loader: Callable[[], Embedder] = minilm_embedder, **overrides
+) -> tuple[PolicyRuntime, Recorder]:
+    params = {
+        "checkpoint": str(checkpoint),
+        "cameras": ["front"],
+        "camera_topics": ["camera/front/image_raw"],
+        "command_embedding": False,
+        "seed": 0,
         **overrides,
-    )
+    }
     sink = Recorder()
-    return load_runtime(cfg, sink, clock), sink
+    return load_runtime(PolicyNodeConfig(**params), sink, clock, embedder_loader), sink
 
 
 def observe(rt: PolicyRuntime, clock: Clock, state=STATE) -> None:
@@ -145,3 +150,29 @@ def test_disable_reset_and_refused_commands_stop_motion(checkpoint) -> None:
     assert rt.task == "" and rt.cache.goal is None and rt.state() == IDLE
     res = rt.command("open the door")
     assert res.task is None and rt.task == "" and "command refused" in rt.last_error
+
+
+def test_free_text_waits_for_the_language_model_and_configure_does_not(checkpoint) -> None:
+    clock = Clock()
+    loader = GatedLoader(real_embedder())
+    rt, sink = make(checkpoint, clock, loader, command_embedding=True)
+    assert loader.started.wait(10) and rt.resolver.free_text == LOADING  # configured before the model
+    observe(rt, clock)
+    res = rt.command("please grab the red block")
+    assert res.how == "loading" and NOT_YET in rt.last_error and rt.task == "" and not rt.step()
+    assert rt.command(TASKS[0]).task == TASKS[0] and rt.step()  # exact commands run meanwhile
+    rt.reset()
+    rt.command("go to the target", wait_for_model=True)  # the node's initial command
+    assert rt.task == "" and rt.last_error == ""
+    loader.gate.set()
+    assert rt.resolver.loaded.wait(60), rt.resolver.free_text_status()
+    assert rt.task == TASKS[1], sink.logs
+    assert any(level == "info" and "free-text commands available" in text for level, text in sink.logs)
+
+    # A command given while the initial one waits wins over it.
+    loader = GatedLoader(real_embedder())
+    rt, _ = make(checkpoint, clock, loader, command_embedding=True)
+    rt.command("go to the target", wait_for_model=True)
+    rt.command(TASKS[0])
+    loader.gate.set()
+    assert rt.resolver.loaded.wait(60) and rt.task == TASKS[0]

@@ -5,10 +5,11 @@ Order of rules (first that decides wins):
 1. exact match after normalisation (case, spacing, trailing punctuation), or a task name
    from :mod:`flow_policy_node.sim.tasks` whose command is in the vocabulary;
 2. slots: colour words (with synonyms) are pulled out of the text. A colour that no task
-   has is refused; tasks that differ only in colour need the colour to be named. A word
-   standing for the object after a colour ("the red *one*", "the blue *thing*") and the
-   object's synonyms ("block", "box") become "cube"; politeness and filler ("please",
-   "could you", "for me") are dropped;
+   has is refused; tasks that differ only in colour need the colour to be named. Each
+   object's synonyms become one word (block, box -> cube; target, goal -> point; post,
+   pole -> obstacle), as does a word standing for the object after a colour ("the red
+   *one*", "the blue *thing*"); politeness and filler ("please", "could you", "for me")
+   are dropped;
 3. similarity with all-MiniLM-L6-v2 sentence embeddings, computed on that slot-free text,
    against several phrasings per task and against phrasings of requests the robot cannot
    do ("push the cube", "open the door"). Both are built from verb lexicons: every verb
@@ -208,7 +209,7 @@ def colours_in(text: str) -> list[str]:
     return out
 
 
-def strip_colours(text: str) -> str:
+def slot_free(text: str) -> str:
     """The slot-free form: filler dropped, colour words removed, object words unified."""
     text = re.sub(r"[^\w' ]+", " ", normalise_command(text))
     text = _TRAILING_FILLER.sub("", _LEADING_FILLER.sub("", " ".join(text.split())))
@@ -227,7 +228,7 @@ def strip_colours(text: str) -> str:
 
 def phrasings(task_text: str) -> list[str]:
     """Colour-free phrasings of one task: its own text plus the matching templates'."""
-    base = strip_colours(task_text)
+    base = slot_free(task_text)
     out = [base]
     for pattern, extra in TEMPLATES:
         if re.match(pattern, base):
@@ -291,9 +292,10 @@ class CommandResolver:
         self._colours = {t: colours_in(t) for t in self.tasks}
         self._model: _Model | None = None
         self.free_text, self._detail = OFF, "no language model configured"
-        self.loaded = threading.Event()  # set once loading has ended, either way
+        self.loaded = threading.Event()  # set once loading has ended (either way) and callbacks ran
         self._on_loaded: list[Callable[[CommandResolver], None]] = []
         self._lock = threading.Lock()
+        self._embed_lock = threading.Lock()
         self._since = 0.0  # when loading started (time.monotonic)
         if embedder is not None:
             self._model = self._prepare(embedder)
@@ -314,8 +316,8 @@ class CommandResolver:
         """Load the embedder with ``loader`` on a daemon thread; :meth:`resolve` never waits.
 
         Until it is ready, exact commands and task names resolve and other text is refused
-        with :data:`NOT_YET`. ``loaded`` is set and :meth:`when_loaded` callbacks run when
-        loading ends (``free_text`` then says "available" or "unavailable").
+        with :data:`NOT_YET`. When loading ends, ``free_text`` says "available" or
+        "unavailable", :meth:`when_loaded` callbacks run, then ``loaded`` is set.
         """
         with self._lock:
             self.free_text, self._detail, self._since = LOADING, "", time.monotonic()
@@ -334,9 +336,11 @@ class CommandResolver:
         with self._lock:
             self._model, self.free_text, self._detail = model, state, detail
             callbacks, self._on_loaded = self._on_loaded, []
+        try:
+            for callback in callbacks:
+                callback(self)
+        finally:
             self.loaded.set()
-        for callback in callbacks:
-            callback(self)
 
     def when_loaded(self, callback: Callable[[CommandResolver], None]) -> None:
         """Call ``callback(self)`` when background loading ends (now, if it is not loading)."""
@@ -379,7 +383,8 @@ class CommandResolver:
                 return Resolution(None, "loading", message=f"{NOT_YET}; exact commands work: {self.tasks}")
             why = "no embedding model loaded" + (f" ({self._detail})" if self._detail else "")
             return Resolution(None, "refused", message=self._unknown(text, why))
-        query = model.embed([strip_colours(norm) or norm])[0]
+        with self._embed_lock:  # a tokenizer used from two threads at once can fail ("Already borrowed")
+            query = model.embed([slot_free(norm) or norm])[0]
         sims = model.phrase_vecs @ query
         scores = {t: float(sims[model.phrase_task == t].max()) for t in self.tasks}
         refusal_sims = model.refusal_vecs @ query
@@ -387,7 +392,7 @@ class CommandResolver:
         ranked = sorted(candidates, key=lambda t: -scores[t])
         best = ranked[0]
         # Tasks that differ from the best only in colour score the same: the colour decides.
-        same_shape = [t for t in ranked if strip_colours(t) == strip_colours(best)]
+        same_shape = [t for t in ranked if slot_free(t) == slot_free(best)]
         rivals = [scores[t] for t in ranked[1:] if t not in same_shape] + [refusal]
         runner_up = max(rivals)
         if scores[best] < self.threshold or scores[best] - runner_up < self.margin:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flow_policy_node.control.commands import CommandResolver, minilm_embedder
+from flow_policy_node.control.commands import CommandResolver, Embedder, minilm_embedder
 from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.robot_check import load_for_robot
 from flow_policy_node.control.runtime import PolicyRuntime, Sink
@@ -14,10 +14,18 @@ from flow_policy_node.control.safety import JointLimits
 from flow_policy_node.observation import Observation
 
 
-def load_runtime(cfg: PolicyNodeConfig, sink: Sink, clock: Callable[[], float]) -> PolicyRuntime:
+def load_runtime(
+    cfg: PolicyNodeConfig,
+    sink: Sink,
+    clock: Callable[[], float],
+    embedder_loader: Callable[[], Embedder] = minilm_embedder,
+) -> PolicyRuntime:
     """Load and check the checkpoint against the robot, apply overrides, warm it up.
 
-    Raises ValueError (bad parameters) or CheckpointError (naming every mismatch).
+    With ``command_embedding`` the language model for free-text commands starts loading
+    (``embedder_loader``) on a thread of its own: it took 114 s on a busy machine, and
+    exact commands need no model. Raises ValueError (bad parameters) or CheckpointError
+    (naming every mismatch).
     """
     problems = cfg.check()
     if problems:
@@ -39,12 +47,9 @@ def load_runtime(cfg: PolicyNodeConfig, sink: Sink, clock: Callable[[], float]) 
         np.array(cfg.joint_upper)[idx],
         np.array(cfg.joint_max_velocity)[idx],
     )
-    try:
-        embedder = minilm_embedder() if cfg.command_embedding else None
-    except Exception as exc:  # the model package is optional: exact commands still work
-        sink.log("warn", f"sentence embeddings unavailable ({exc}); only exact commands resolve")
-        embedder = None
-    resolver = CommandResolver(policy.tasks, embedder, cfg.command_threshold, cfg.command_margin)
+    resolver = CommandResolver(policy.tasks, None, cfg.command_threshold, cfg.command_margin)
+    if cfg.command_embedding:
+        resolver.load_in_background(embedder_loader)
     image_size = tuple(int(v) for v in meta.get("image_size", (0, 0)))
     runtime = PolicyRuntime(policy, joint_names, limits, image_size, cfg, resolver, sink, clock)
     try:

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler, Segment
-from flow_policy_node.control.commands import CommandResolver, Resolution
+from flow_policy_node.control.commands import LOADING, UNAVAILABLE, CommandResolver, Resolution
 from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.observations import JOINTS, ObservationCache
 from flow_policy_node.control.safety import JointLimits, UnsafeChunk, limit_chunk, velocities
@@ -117,6 +117,8 @@ class PolicyRuntime:
         self._logged: set[str] = set()
         self._late_logged_at = -1e9
         self.kinematics = None  # forward kinematics for drawing the predicted path (optional)
+        self._waiting_command = ""  # free text given before the language model was ready
+        resolver.when_loaded(self._language_model_loaded)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -162,9 +164,22 @@ class PolicyRuntime:
         self.cache.goal = point
         return ""
 
-    def command(self, text: str) -> Resolution:
-        """Resolve ``text``; on success run that task, otherwise hold and say why."""
+    def command(self, text: str, wait_for_model: bool = False) -> Resolution:
+        """Resolve ``text``; on success run that task, otherwise hold and say why.
+
+        wait_for_model: free text that comes before the language model is loaded runs once
+        it is, unless another command or a reset comes first (the node's initial
+        ``command`` parameter: configure does not wait for the model).
+        """
         res = self.resolver.resolve(text)
+        waiting = wait_for_model and res.how == "loading"
+        with self._lock:
+            self._waiting_command = text if waiting else ""
+        if waiting:
+            self.sink.log("info", f"command {text!r} waits for the language model (free text)")
+            if self.resolver.free_text != LOADING:  # it loaded since resolve(): its callback may have run
+                self._run_waiting_command()
+            return res
         if res.task is None:
             self.hold(f"command refused: {res.message}")
             with self._lock:
@@ -177,6 +192,22 @@ class PolicyRuntime:
             self.sink.log("info", f"command: {res.message}")
         return res
 
+    def _language_model_loaded(self, resolver: CommandResolver) -> None:
+        """Called once loading ends (on the loader's thread): say so, run a waiting command."""
+        if resolver.free_text == UNAVAILABLE:
+            self.sink.log(
+                "warn", f"free-text commands {resolver.free_text_status()}; only exact commands resolve"
+            )
+        else:
+            self.sink.log("info", f"free-text commands {resolver.free_text_status()}")
+        self._run_waiting_command()
+
+    def _run_waiting_command(self) -> None:
+        with self._lock:  # taken from here: whichever thread comes first runs it, once
+            text, self._waiting_command = self._waiting_command, ""
+        if text:
+            self.command(text)
+
     def set_enabled(self, enabled: bool) -> None:
         with self._lock:
             self.enabled = bool(enabled)
@@ -188,6 +219,7 @@ class PolicyRuntime:
         self.hold("reset")
         with self._lock:
             self.task, self.last_error, self.chunks_since_command = "", "", 0
+            self._waiting_command = ""
             self.cache.goal = None
 
     def stop(self, why: str) -> None:

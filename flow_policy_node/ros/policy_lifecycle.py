@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -38,6 +39,7 @@ from visualization_msgs.msg import MarkerArray
 from flow_policy_msgs.action import ExecuteCommand
 from flow_policy_msgs.msg import PolicyStatus
 from flow_policy_msgs.srv import SetEnabled
+from flow_policy_node.control.commands import Embedder, minilm_embedder
 from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.loading import load_runtime
 from flow_policy_node.control.observations import JOINTS
@@ -81,9 +83,13 @@ def declare_config(node) -> PolicyNodeConfig:
 
 
 class PolicyNode(LifecycleNode):
-    def __init__(self, **kwargs) -> None:
-        """kwargs go to rclpy's Node (context, parameter_overrides, ...)."""
+    def __init__(self, embedder_loader: Callable[[], Embedder] = minilm_embedder, **kwargs) -> None:
+        """kwargs go to rclpy's Node (context, parameter_overrides, ...).
+
+        embedder_loader: loads the language model for free-text commands (in the background).
+        """
         super().__init__("flow_policy_node", **kwargs)
+        self.embedder_loader = embedder_loader
         self.cfg = declare_config(self)
         self.runtime: PolicyRuntime | None = None
         self.label, self.last_error, self.enabled = "unconfigured", "", True
@@ -120,7 +126,7 @@ class PolicyNode(LifecycleNode):
 
     def on_configure(self, state):
         try:
-            self.runtime = load_runtime(self.cfg, self, self.now)
+            self.runtime = load_runtime(self.cfg, self, self.now, self.embedder_loader)
         except Exception as exc:  # CheckpointError, bad parameters, a corrupt file: say it
             self.last_error = str(exc)
             self.get_logger().error(f"cannot configure: {exc}")
@@ -135,7 +141,7 @@ class PolicyNode(LifecycleNode):
         self.label, self.last_error = "inactive", ""
         self.get_logger().info(f"configured {self.cfg.checkpoint}: {self.runtime.describe()}")
         if self.cfg.command:
-            self.runtime.command(self.cfg.command)
+            self.runtime.command(self.cfg.command, wait_for_model=True)
         return super().on_configure(state)
 
     def _create_subscriptions(self) -> None:
@@ -392,5 +398,8 @@ class PolicyNode(LifecycleNode):
         self.status_pub.publish(self._status())
 
     def publish_diagnostics(self) -> None:
-        msg = diagnostics_msg(self._status(), self._error(), self.cfg.checkpoint, self.cfg.chunk_blending)
+        free_text = self.runtime.resolver.free_text_status() if self.runtime else "not configured"
+        msg = diagnostics_msg(
+            self._status(), self._error(), self.cfg.checkpoint, self.cfg.chunk_blending, free_text
+        )
         self.diag_pub.publish(msg)

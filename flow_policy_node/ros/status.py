@@ -26,9 +26,12 @@ def status_msg(runtime: PolicyRuntime | None, state: str, last_error: str, stamp
 
 
 def diagnostics_msg(
-    status: PolicyStatus, error: str, hardware_id: str, chunk_blending: str
+    status: PolicyStatus, error: str, hardware_id: str, chunk_blending: str, free_text: str
 ) -> DiagnosticArray:
-    """ERROR for ``error`` (a refused command, a failed configure), WARN while holding or late."""
+    """ERROR for ``error`` (a refused command, a failed configure), WARN while holding or late.
+
+    free_text: whether free-text commands resolve yet (``CommandResolver.free_text_status``).
+    """
     diag = DiagnosticStatus(name="flow_policy_node: policy", hardware_id=hardware_id or "none")
     late = status.chunks > 0 and status.delay_ms > status.budget_ms
     if error or status.state == UNCONFIGURED:
@@ -53,6 +56,7 @@ def diagnostics_msg(
         "late_chunks": f"{status.late_chunks} of {status.chunks}",
         "observation_age_s": f"{status.observation_age_s:.3f}",
         "chunk_blending": chunk_blending,
+        "free_text_commands": free_text,
     }
     diag.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
     msg = DiagnosticArray(status=[diag])
