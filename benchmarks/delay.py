@@ -101,7 +101,7 @@ def main() -> None:
     domain = int(os.environ.get("ROS_DOMAIN_ID", 172))
     for method in METHODS:
         for delay in args.delays:
-            with Graph(domain_id=domain) as graph:
+            with Graph(log_dir=args.checkpoint.parent / "logs", domain_id=domain) as graph:
                 run = evaluate_ros(
                     cfg, graph, checkpoint, chunk_blending=method, inject_delay_ms=float(delay)
                 )

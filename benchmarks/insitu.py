@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+LOGS = Path("runs/insitu/logs")  # the nodes' logs
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -116,7 +117,7 @@ def idle_cpu(checkpoint: Path, seconds: float) -> dict:
     from flow_policy_node.ros.demo import EvalClient
     from flow_policy_node.ros.graph import Graph, ros_args
 
-    with Graph(domain_id=int(os.environ.get("ROS_DOMAIN_ID", 171))) as graph:
+    with Graph(log_dir=LOGS, domain_id=int(os.environ.get("ROS_DOMAIN_ID", 171))) as graph:
         cams = meta_cameras(checkpoint)
         sim = graph.start("sim_node", "sim_node", ros_args("sim_node.yaml", cameras=cams or ["front"]))
         pol = graph.start(
@@ -149,7 +150,7 @@ def graph_run(checkpoint: Path, episodes: int, load: bool, **policy_params) -> d
         code = "import time\nt = time.time() + 900\nwhile time.time() < t: pass"
         hog = subprocess.Popen([sys.executable, "-c", code])
     try:
-        with Graph(domain_id=int(os.environ.get("ROS_DOMAIN_ID", 171))) as graph:
+        with Graph(log_dir=LOGS, domain_id=int(os.environ.get("ROS_DOMAIN_ID", 171))) as graph:
             me = CpuMeter({"orchestrator": os.getpid()})
             me.start()
             t0 = time.monotonic()

@@ -195,7 +195,7 @@ def record_checkpoint(record_dataset: Path, tmp_path_factory) -> Path:
 def test_train_without_mapping_names_the_missing_feature(record_dataset: Path, tmp_path: Path) -> None:
     done = flow_policy("train", str(record_dataset), "--out", str(tmp_path / "c"), "--steps", "1")
     assert done.returncode == 1
-    assert "missing features: goal 'observation.goal'" in done.stdout and "--goal-feature" in done.stdout
+    assert "missing features: goal 'observation.goal'" in done.stderr and "--goal-feature" in done.stderr
 
 
 def test_lerobot_record_dataset_trains_and_the_checkpoint_predicts(record_checkpoint: Path) -> None:

@@ -198,7 +198,7 @@ def test_eval_refuses_an_unknown_perturbation(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 2
-    assert "fog" in result.stdout and "camera_moved" in result.stdout
+    assert "fog" in result.stderr and "camera_moved" in result.stderr
 
 
 def torchvision_resnet18_shapes() -> dict[str, tuple[int, ...]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flow_policy_node.cli_common import check_writable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -37,19 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flow_policy_node.data.convert import ConversionError, ConvertConfig, convert
+    from flow_policy_node.data.convert import ConvertConfig, convert
 
+    check_writable(args.out, "the dataset")
     cfg = ConvertConfig(fps=args.fps, state_topic=args.state_topic, max_gap=args.max_gap)
     if args.camera:
         cfg.cameras = dict(c.split("=", 1) for c in args.camera)
     cfg.action_topic = None if args.action_topic.lower() == "none" else args.action_topic
     if args.image_size:
         cfg.image_size = tuple(args.image_size)
-    try:
-        reports = convert(args.bags, args.out, cfg)
-    except ConversionError as exc:
-        print(f"error: {exc}")
-        return 1
+    reports = convert(args.bags, args.out, cfg)
     kept = [r for r in reports if not r.skipped]
     print(f"{len(kept)}/{len(reports)} episodes, {sum(r.frames for r in kept)} frames -> {args.out}")
     for r in reports:

@@ -1,14 +1,22 @@
 """`flow-policy sim | record | run | demo`: the ROS graph without `ros2 launch`.
 
 Each starts our nodes as separate processes with the same YAML parameter files the
-launch files use (config/), loopback-only DDS, and stops them on Ctrl-C.
+launch files use (config/), loopback-only DDS, and stops them on Ctrl-C. Every command
+has a run directory (``--out``); each node logs to ``<out>/logs/<node>.log``, and a node
+that dies ends the command with its exit code and the last error lines of its log.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flow_policy_node.cli_common import check_writable
+
+if TYPE_CHECKING:
+    from flow_policy_node.ros.graph import Graph
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,12 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--task", default="pick_red")
     s.add_argument("--checkpoint", type=Path, help="also run policy_node with this checkpoint")
     s.add_argument("--real-time-factor", type=float, default=1.0)
+    s.add_argument("--out", type=Path, default=Path("runs/sim"), help="run directory: node logs in OUT/logs")
     s.set_defaults(func=run_sim)
 
     r = subparsers.add_parser("record", help="record teleop demos: sim + scripted teleop + recorder")
     r.add_argument("--tasks", nargs="+", default=["pick_red"])
     r.add_argument("--episodes", type=int, default=10)
-    r.add_argument("--out", type=Path, default=Path("runs/bags"))
+    r.add_argument(
+        "--out", type=Path, default=Path("runs/bags"), help="episodes (bags); node logs in OUT/logs"
+    )
     r.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     r.add_argument("--real-time-factor", type=float, default=3.0)
     r.set_defaults(func=run_record)
@@ -29,10 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run policy_node on a robot's topics (real arm or any sim)")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--params", default="policy_node.real.yaml", help="parameter file in config/")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/policy"), help="run directory: node logs in OUT/logs"
+    )
     p.set_defaults(func=run_policy)
 
     d = subparsers.add_parser("demo", help="collect demos in sim via ROS, convert, train, evaluate, report")
-    d.add_argument("--out", type=Path, default=Path("runs/demo"))
+    d.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        help="run directory (emptied first); node logs in OUT/logs",
+    )
     d.add_argument("--quick", action="store_true", help="small run (about 3 minutes on 2 cores)")
     d.add_argument("--tasks", nargs="+")
     d.add_argument("--demos", type=int, help="demonstrations per task")
@@ -46,19 +65,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_demo)
 
 
-def _wait(graph) -> int:
-    try:
-        while all(p.poll() is None for p in graph.procs.values()):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+def _graph(out: Path, what: str = "node logs") -> Graph:
+    """The command's graph, its nodes logging to ``out/logs``, after checking ``out`` is writable."""
+    from flow_policy_node.ros.graph import Graph
+
+    check_writable(out, what)
+    graph = Graph(log_dir=out / "logs")
+    print(f"node logs: {graph.log_dir}/<node>.log")
+    return graph
+
+
+def _until_interrupted(graph: Graph) -> int:
+    """Run until Ctrl-C (exit 0) or until a node dies (NodeFailed)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        graph.wait()
     return 0
 
 
-def run_sim(args: argparse.Namespace) -> int:
-    from flow_policy_node.ros.graph import Graph, ros_args
+def _check_tasks(tasks: list[str]) -> None:
+    """An unknown task is refused here, naming the known ones, rather than by a node."""
+    from flow_policy_node.sim.tasks import get_task
 
-    with Graph() as graph:
+    for task in tasks:
+        get_task(task)
+
+
+def _check_checkpoint(checkpoint: Path) -> None:
+    """A missing or incomplete checkpoint is refused here, not by a node that would wait."""
+    from flow_policy_node.train.checkpoint import read_metadata
+
+    read_metadata(checkpoint)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    from flow_policy_node.ros.graph import ros_args
+
+    _check_tasks([args.task])
+    if args.checkpoint:
+        _check_checkpoint(args.checkpoint)
+    with _graph(args.out) as graph:
         graph.start(
             "sim",
             "sim_node",
@@ -69,38 +114,40 @@ def run_sim(args: argparse.Namespace) -> int:
                 "policy", "policy_node", ros_args("policy_node.sim.yaml", checkpoint=str(args.checkpoint))
             )
         print("running; Ctrl-C stops (try: ros2 topic pub --once /flow_policy/command std_msgs/String ...)")
-        return _wait(graph)
+        return _until_interrupted(graph)
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from flow_policy_node.ros.graph import Graph, ros_args
+    from flow_policy_node.ros.graph import ros_args
 
-    with Graph() as graph:
+    _check_tasks(args.tasks)
+    with _graph(args.out, "episodes") as graph:
         graph.start("sim", "sim_node", ros_args("sim_node.yaml", real_time_factor=args.real_time_factor))
         graph.start(
             "recorder",
             "recorder_node",
             ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(args.out), storage=args.storage),
         )
-        teleop = graph.start(
+        graph.start(
             "teleop",
             "teleop_node",
             ros_args(
                 "teleop_node.yaml", use_sim_time=True, tasks=args.tasks, episodes=args.episodes, record=True
             ),
         )
-        teleop.wait()
-        graph.stop("recorder")
-        print(f"episodes in {args.out}; convert with: flow-policy convert {args.out} <dataset>")
-        return teleop.returncode
+        graph.wait(until="teleop")
+        graph.stop("recorder", check=True)  # it closes the last episode on the way out
+    print(f"episodes in {args.out}; convert with: flow-policy convert {args.out} <dataset>")
+    return 0
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from flow_policy_node.ros.graph import Graph, ros_args
+    from flow_policy_node.ros.graph import ros_args
 
-    with Graph() as graph:
+    _check_checkpoint(args.checkpoint)
+    with _graph(args.out) as graph:
         graph.start("policy", "policy_node", ros_args(args.params, checkpoint=str(args.checkpoint)))
-        return _wait(graph)
+        return _until_interrupted(graph)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -118,6 +165,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.cameras is not None:
         cfg.cameras = tuple(args.cameras)
         cfg.record_cameras = tuple(dict.fromkeys((*cfg.record_cameras, *cfg.cameras)))
+    _check_tasks(list(cfg.tasks))
+    check_writable(args.out, "the demo's results")
     summary = run_demo(cfg)
     for task, rate in summary["success_rate"].items():
         print(f"{task:10s} closed-loop success through ROS: {rate:.0%}")

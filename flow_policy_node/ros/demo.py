@@ -105,7 +105,7 @@ def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
     graph.start(
         "recorder", "recorder_node", ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(bags))
     )
-    teleop = graph.start(
+    graph.start(
         "teleop",
         "teleop_node",
         ros_args(
@@ -117,17 +117,13 @@ def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
             record=True,
         ),
     )
-    log = graph.log_dir / "teleop.log"
+    log = graph.log_path("teleop")
     with tqdm(total=n, desc="collect demos (ROS)", unit="episode") as bar:
-        while teleop.poll() is None:
-            done = len(re.findall(r"episode \d+/\d+", log.read_text())) if log.exists() else 0
-            bar.update(done - bar.n)
-            time.sleep(0.5)
+        while not graph.wait(until="teleop", timeout=0.5):
+            bar.update(len(re.findall(r"episode \d+/\d+", log.read_text())) - bar.n)
         bar.update(n - bar.n)
-    graph.stop("recorder")
+    graph.stop("recorder", check=True)  # it closes the last episode on the way out
     graph.stop("sim_collect")
-    if teleop.returncode != 0:
-        raise RuntimeError(f"teleop failed; see {log}")
 
 
 class EvalClient:
@@ -274,6 +270,9 @@ def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path, **policy_param
         jobs = [(t, 10_000 + cfg.seed + i) for t in cfg.tasks for i in range(cfg.eval_episodes)]
         for task, seed in tqdm(jobs, desc="evaluate (ROS)", unit="episode"):
             results.append(client.episode(task, seed, cfg.episode_timeout))
+    except Exception:
+        graph.check()  # a node that died is the cause; the client only saw it missing
+        raise
     finally:
         run = EvalRun(
             results,
@@ -427,9 +426,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     out = cfg.out
     if out.exists():
         shutil.rmtree(out)
-    (out / "logs").mkdir(parents=True)
     timings: dict[str, float] = {}
-    with Graph(domain_id=_domain(), log_dir=out / "logs") as graph:
+    with Graph(log_dir=out / "logs", domain_id=_domain()) as graph:
+        print(f"node logs: {graph.log_dir}/<node>.log")
         t = time.perf_counter()
         collect(cfg, graph, out / "bags")
         timings["collect"] = time.perf_counter() - t

@@ -5,6 +5,10 @@ profile and the graph's ROS_DOMAIN_ID (the caller's, unless one is given).
 Children never outlive the graph: ``stop`` sends SIGINT then SIGKILL by PID (as `ros2
 launch` does), and each child asks the kernel for SIGTERM when its parent dies
 (PR_SET_PDEATHSIG), which covers a parent killed with SIGKILL, e.g. by a test timeout.
+
+Each node's stdout and stderr, where rclpy's console logging goes, is its log file,
+``<log_dir>/<name>.log``; a node that exits when it should not is raised as
+:class:`NodeFailed`, whose message ends with the last error lines of that log.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,29 +77,111 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+# rcutils' "[ERROR] [stamp] [node]: ...", the last line of a Python traceback, and the
+# "error: ..." of run_node_main.
+_ERROR_LINE = re.compile(r"\[(ERROR|FATAL)\]|^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b|^error:")
+
+
+def log_tail(log: Path, count: int = 5) -> tuple[list[str], bool]:
+    """The last ``count`` error lines of ``log`` (True), or its last lines where it has none."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            lines = [ln.rstrip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    errors = [ln for ln in lines if _ERROR_LINE.search(ln)]
+    return (errors[-count:], True) if errors else (lines[-count:], False)
+
+
+class NodeFailed(RuntimeError):
+    """A node of the graph exited when it should not have; the message is the whole report."""
+
+    def __init__(self, name: str, executable: str, returncode: int, log: Path) -> None:
+        self.name, self.returncode, self.log = name, returncode, log
+        if returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-returncode}"
+        elif returncode == 0:
+            how = "exited early (code 0)"
+        else:
+            how = f"exited with code {returncode}"
+        lines, errors = log_tail(log)
+        if errors:
+            tail = f"last errors in its log {log}:"
+        else:
+            tail = f"its log {log} ends:" if lines else f"its log {log} is empty"
+        super().__init__(f"node {name} ({executable}) {how}; {tail}" + "".join(f"\n  {ln}" for ln in lines))
+
+
 @dataclass
 class Graph:
-    """Processes of one ROS graph; stopped (SIGINT, then SIGKILL) on exit, by PID."""
+    """Processes of one ROS graph; stopped (SIGINT, then SIGKILL) on exit, by PID.
 
+    ``log_dir`` is created if missing; each node started as ``name`` logs to
+    ``log_dir/<name>.log``.
+    """
+
+    log_dir: Path
     domain_id: int | None = None
-    log_dir: Path | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log_dir = Path(self.log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def env(self) -> dict[str, str]:
         return ros_environment(self.domain_id)
 
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
     def start(self, name: str, executable: str, args: list[str]) -> subprocess.Popen:
         exe = Path(sys.executable).parent / executable
-        cmd = [str(exe) if exe.exists() else executable, *args]
-        out = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen(
-            cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent
-        )
+        # rcl would also write the node's log lines to ~/.ros/log/<exe>_<pid>_<time>.log, a
+        # second copy, outside the run directory, named by a pid nobody knows.
+        cmd = [str(exe) if exe.exists() else executable, *args, "--ros-args", "--disable-external-lib-logs"]
+        # Unbuffered: a node that is killed must not take its last lines (the ones a failure
+        # report shows) with it.
+        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path(name), "w") as log:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
         self.procs[name] = proc
         return proc
 
-    def stop(self, name: str, timeout: float = 10.0) -> int | None:
+    def _failure(self, name: str, proc: subprocess.Popen) -> NodeFailed:
+        return NodeFailed(name, Path(proc.args[0]).name, proc.returncode, self.log_path(name))
+
+    def check(self) -> None:
+        """Raise :class:`NodeFailed` for the first node that has exited."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise self._failure(name, proc)
+
+    def wait(self, until: str | None = None, timeout: float | None = None) -> bool:
+        """Wait for node ``until`` to exit with code 0 (True), or ``timeout`` s (False).
+
+        Any other exit, of that node or of another one first, raises :class:`NodeFailed`.
+        A node that finished leaves the graph. Without ``until``, waits for a failure (or Ctrl-C).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            main = self.procs.get(until) if until else None
+            if main is not None and main.poll() == 0:
+                del self.procs[until]
+                return True
+            self.check()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)  # Popen offers no wait on "any of these"; 0.2 s goes unnoticed
+
+    def stop(self, name: str, timeout: float = 10.0, check: bool = False) -> int | None:
+        """SIGINT, then SIGKILL after ``timeout`` s; ``check``: a non-zero exit raises NodeFailed."""
         proc = self.procs.pop(name, None)
         if proc is None:
             return None
@@ -104,6 +192,8 @@ class Graph:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if check and proc.returncode != 0:
+            raise self._failure(name, proc)
         return proc.returncode
 
     def stop_all(self) -> None:

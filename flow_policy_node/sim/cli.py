@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flow_policy_node.cli_common import CommandError, check_writable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint closed loop in the MuJoCo sim (no ROS)")
@@ -46,8 +48,8 @@ def run_eval(args: argparse.Namespace) -> int:
     perturb = list(PERTURBATIONS)[1:] if args.perturb == ["all"] else args.perturb or []
     unknown = [n for n in perturb if n not in PERTURBATIONS]
     if unknown:
-        print(f"unknown perturbations {unknown}; known: {', '.join(PERTURBATIONS)}")
-        return 2
+        raise CommandError(f"unknown perturbations {unknown}; known: {', '.join(PERTURBATIONS)}", exit_code=2)
+    check_writable(args.out, "the report")
     policy = load_policy(args.checkpoint, device=args.device).eval()
     cfg = EvalConfig(tuple(args.tasks), args.episodes, args.seed)
     sim = SimConfig(cameras=tuple(policy.cfg.encoder.cameras), render=bool(policy.cfg.encoder.cameras))

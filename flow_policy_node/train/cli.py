@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flow_policy_node.cli_common import CommandError, check_writable
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -88,7 +90,7 @@ def build_config(args: argparse.Namespace):
     if args.camera:
         bad = [c for c in args.camera if "=" not in c]
         if bad:
-            raise SystemExit(f"error: --camera takes NAME=KEY, got {bad}")
+            raise CommandError(f"--camera takes NAME=KEY, got {bad}")
         f.cameras = dict(c.split("=", 1) for c in args.camera)
     if args.joint_names:
         f.joint_names = [n.strip() for n in args.joint_names.split(",") if n.strip()]
@@ -96,15 +98,12 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from flow_policy_node.data.dataset import ChunkDataset, DatasetError
+    from flow_policy_node.data.dataset import ChunkDataset
     from flow_policy_node.train.loop import train
 
     cfg = build_config(args)
-    try:
-        dataset = ChunkDataset(args.dataset, horizon=cfg.policy.horizon, features=cfg.features)
-    except DatasetError as exc:
-        print(f"error: {exc}")
-        return 1
+    check_writable(args.out, "the checkpoint")
+    dataset = ChunkDataset(args.dataset, horizon=cfg.policy.horizon, features=cfg.features)
     train(cfg, dataset, args.out, dataset_name=str(args.dataset))
     print(f"checkpoint written to {args.out}")
     return 0
