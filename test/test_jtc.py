@@ -1,11 +1,14 @@
 """JointTrajectoryController semantics (control/jtc.py) without ROS: the model the sim node
-executes trajectories with."""
+executes trajectories with and the converter rebuilds commanded actions with."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from flow_policy_node.control.jtc import TrajectoryExecutor, interp
+from flow_policy_node.data.bags import Stream, Trajectory
+from flow_policy_node.data.resample import commanded
 
 NAN = np.nan
 
@@ -85,3 +88,28 @@ def test_limits_name_the_joint_and_ignore_joints_not_commanded() -> None:
     reason = jtc.check_limits(np.array([[0.5, NAN], [0.0, -1.5]]), ["a", "b"])
     assert reason is not None and "joint b" in reason
     assert TrajectoryExecutor().check_limits(np.array([[50.0, 50.0]]), ["a", "b"]) is None
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_converter_rebuilds_what_the_controller_commanded(partial: bool) -> None:
+    """Recorded trajectories -> the targets the controller held at each tick."""
+    measured = Stream()
+    for k in range(200):
+        measured.add(k / 100, np.array([k / 100, -k / 100]))
+    commands = Stream()
+    commands.add(0.2, Trajectory(np.array([0.5]), np.array([[1.0, 1.0]])))
+    commands.add(0.5, Trajectory(np.array([0.5]), np.array([[NAN if partial else 3.0, -1.0]])))
+    times = np.array([0.0, 0.1, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5])
+    states = np.stack([times, -times], axis=1)
+    first = 0.68 if partial else 3.0
+    want = [
+        [0.0, 0.0],  # before any command: the state at the tick
+        [0.1, -0.1],
+        [0.36, 0.04],  # from the measured state at its start (0.2, -0.2) towards (1, 1)
+        [0.52, 0.28],
+        [0.68, 0.52],  # replaced at 0.5, from where the first stood
+        [(0.68 + first) / 2, -0.24],
+        [first, -1.0],  # a joint the second does not name holds its target
+        [first, -1.0],
+    ]
+    np.testing.assert_allclose(commanded(commands, measured, times, states), want, atol=1e-12)

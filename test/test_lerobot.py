@@ -99,6 +99,34 @@ def test_fps_must_be_an_integer(tmp_path: Path) -> None:
         convert([tmp_path / "bags"], tmp_path / "ds", ConvertConfig(fps=7.5), progress=False)
 
 
+def test_writer_shows_the_dataset_only_once_finalized(tmp_path: Path) -> None:
+    from flow_policy_node.data.lerobot import LeRobotWriter
+    from flow_policy_node.observation import ACTION, STATE
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        LeRobotWriter.create(taken, {STATE: JOINTS}, [])
+    vectors = {STATE: np.arange(35, dtype=np.float32).reshape(5, 7), ACTION: np.ones((5, 7), np.float32)}
+    features = {STATE: JOINTS, ACTION: JOINTS}
+
+    root = tmp_path / "ds"
+    writer = LeRobotWriter.create(root, features, [])
+    writer.add_episode(vectors, {}, "reach the point")
+    assert not root.exists()  # nothing a reader could mistake for a dataset yet
+    writer.finalize()
+    assert not (tmp_path / "ds.partial").exists()
+    ds = ChunkDataset(root, horizon=2, features=FeatureMap(goal=None))
+    np.testing.assert_array_equal(ds.state, vectors[STATE])
+    assert ds.meta.tasks == ("reach the point",)
+
+    dropped = LeRobotWriter.create(tmp_path / "dropped", features, [])
+    dropped.add_episode(vectors, {}, "reach the point")
+    dropped.discard()
+    assert not (tmp_path / "dropped").exists() and not (tmp_path / "dropped.partial").exists()
+
+
 # --- a dataset from lerobot-record ----------------------------------------------------------------
 
 LENGTHS = [12, 15, 10]
