@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.models.velocity import VelocityNetConfig
@@ -43,8 +44,7 @@ def step_chunk(state: np.ndarray, task: int, level: float, horizon: int) -> np.n
 
 class StepDataset(Dataset):
     def __init__(self, n: int = 512, horizon: int = 8) -> None:
-        self.horizon, self.cameras, self.fps = horizon, ("front",), 10.0
-        self.image_size, self.tasks, self.joint_names = (SIZE, SIZE), TASKS, JOINTS
+        self.horizon = horizon
         rng = np.random.default_rng(0)
         self.state = rng.uniform(-0.5, 0.5, (n, 7)).astype(np.float32)
         self.state[:, 6] = rng.uniform(0.0, 0.03, n)
@@ -56,7 +56,8 @@ class StepDataset(Dataset):
                 for s, t, lv in zip(self.state, self.task, self.level, strict=True)
             ]
         )
-        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        self.meta = DatasetMeta(tuple(JOINTS), ("front",), (SIZE, SIZE), 10.0, tuple(TASKS), stats)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -82,8 +83,7 @@ class SweepDataset(Dataset):
     speed = 0.6  # rad/s
 
     def __init__(self, n: int = 2048, horizon: int = 16) -> None:
-        self.horizon, self.cameras, self.fps = horizon, (), 10.0  # state-only: trains fast
-        self.image_size, self.tasks, self.joint_names = (SIZE, SIZE), TASKS, JOINTS
+        self.horizon, fps = horizon, 10.0
         rng = np.random.default_rng(2)
         self.state = np.zeros((n, 7), np.float32)
         self.state[:, 0] = rng.uniform(-0.6, 0.6, n)
@@ -92,8 +92,10 @@ class SweepDataset(Dataset):
         direction[self.state[:, 0] < -0.4] = 1.0
         k = np.arange(1, horizon + 1)[None]
         self.actions = np.repeat(self.state[:, None, :], horizon, axis=1)
-        self.actions[:, :, 0] += direction[:, None] * self.speed * k / self.fps
-        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        self.actions[:, :, 0] += direction[:, None] * self.speed * k / fps
+        stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        # No cameras: a state-only policy trains fast.
+        self.meta = DatasetMeta(tuple(JOINTS), (), (SIZE, SIZE), fps, tuple(TASKS), stats)
 
     def __len__(self) -> int:
         return len(self.actions)

@@ -32,7 +32,7 @@ def test_values_at_grid_ticks_equal_what_was_recorded(tmp_path: Path, storage: s
     assert {"mean", "std", "min", "max", "q01", "q99"} <= set(stats["observation.state"])
     item = ds[28]
     assert item["action"].shape == (4, 7) and item["action_is_pad"].tolist() == [False, False, True, True]
-    assert ds.tasks == ["pick up the red cube"]
+    assert ds.meta.tasks == ("pick up the red cube",)
 
 
 def bad(tmp_path: Path, name: str, **kwargs) -> Path:

@@ -80,7 +80,7 @@ def test_exported_dataset_follows_lerobot_v3_layout(tmp_path: Path, file_mb: flo
         state = np.array(read[e]["rows"]["observation.state"].to_pylist(), np.float32)
         np.testing.assert_array_equal(ds.state[start : start + n], state)
         start += n
-    assert ds.tasks == ["pick up the red cube", "reach the point"]
+    assert ds.meta.tasks == ("pick up the red cube", "reach the point")
 
 
 def test_dataset_without_cameras_has_no_video_path(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_dataset_without_cameras_has_no_video_path(tmp_path: Path) -> None:
     convert([tmp_path / "bags"], tmp_path / "ds", ConvertConfig(cameras={}), progress=False)
     check_layout(tmp_path / "ds")
     assert json.loads((tmp_path / "ds/meta/info.json").read_text())["video_path"] is None
-    assert ChunkDataset(tmp_path / "ds", horizon=2).cameras == ()
+    assert ChunkDataset(tmp_path / "ds", horizon=2).meta.cameras == ()
 
 
 def test_fps_must_be_an_integer(tmp_path: Path) -> None:
@@ -97,6 +97,34 @@ def test_fps_must_be_an_integer(tmp_path: Path) -> None:
     write_episode(tmp_path / "bags" / "ep0")
     with pytest.raises(ConversionError, match="integer"):
         convert([tmp_path / "bags"], tmp_path / "ds", ConvertConfig(fps=7.5), progress=False)
+
+
+def test_writer_shows_the_dataset_only_once_finalized(tmp_path: Path) -> None:
+    from flow_policy_node.data.lerobot import LeRobotWriter
+    from flow_policy_node.observation import ACTION, STATE
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        LeRobotWriter.create(taken, {STATE: JOINTS}, [])
+    vectors = {STATE: np.arange(35, dtype=np.float32).reshape(5, 7), ACTION: np.ones((5, 7), np.float32)}
+    features = {STATE: JOINTS, ACTION: JOINTS}
+
+    root = tmp_path / "ds"
+    writer = LeRobotWriter.create(root, features, [])
+    writer.add_episode(vectors, {}, "reach the point")
+    assert not root.exists()  # nothing a reader could mistake for a dataset yet
+    writer.finalize()
+    assert not (tmp_path / "ds.partial").exists()
+    ds = ChunkDataset(root, horizon=2, features=FeatureMap(goal=None))
+    np.testing.assert_array_equal(ds.state, vectors[STATE])
+    assert ds.meta.tasks == ("reach the point",)
+
+    dropped = LeRobotWriter.create(tmp_path / "dropped", features, [])
+    dropped.add_episode(vectors, {}, "reach the point")
+    dropped.discard()
+    assert not (tmp_path / "dropped").exists() and not (tmp_path / "dropped.partial").exists()
 
 
 # --- a dataset from lerobot-record ----------------------------------------------------------------
@@ -139,8 +167,8 @@ def test_features_are_mapped_by_config_and_a_missing_one_is_named(record_dataset
 
     fmap = FeatureMap(goal=None, cameras={"front": CAMERA}, joint_names=JOINTS)
     ds = ChunkDataset(record_dataset, horizon=4, features=fmap)
-    assert ds.cameras == ("front",) and ds.joint_names == JOINTS and ds.fps == 30
-    assert ds.tasks == ["pick up the red cube", "reach the point"]
+    assert ds.meta.cameras == ("front",) and ds.meta.joint_names == tuple(JOINTS) and ds.meta.fps == 30
+    assert ds.meta.tasks == ("pick up the red cube", "reach the point")
     assert len(ds) == sum(LENGTHS)
     # Episode 2 lives in the second data file and the second video file, from its start.
     e2 = slice(LENGTHS[0] + LENGTHS[1], None)
@@ -155,7 +183,7 @@ def test_features_are_mapped_by_config_and_a_missing_one_is_named(record_dataset
     item = ds[LENGTHS[0] - 2]  # the chunk stops at the episode's end
     assert item["action_is_pad"].tolist() == [False, False, True, True]
     # Without joint names, the dataset's own (motor) names are used.
-    assert ChunkDataset(record_dataset, features=FeatureMap(goal=None)).joint_names == MOTORS
+    assert ChunkDataset(record_dataset, features=FeatureMap(goal=None)).meta.joint_names == tuple(MOTORS)
 
 
 def flow_policy(*args: str) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.models.velocity import VelocityNetConfig
@@ -117,7 +118,8 @@ def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_
     from flow_policy_node.train.checkpoint import save_checkpoint
 
     data = BimodalDataset()
-    save_checkpoint(out, trained, data.stats, {"joint_names": data.joint_names, "image_size": [32, 32]})
+    meta = {"joint_names": list(data.meta.joint_names), "image_size": [32, 32]}
+    save_checkpoint(out, trained, data.meta.stats, meta)
     loaded = load_policy(out)
     obs = Observation(state=np.zeros(7, np.float32), task="go round")
     assert np.array_equal(trained.predict(obs, seed=3), loaded.predict(obs, seed=3))
@@ -177,12 +179,12 @@ class MemorisableEpisodes(torch.utils.data.Dataset):
 
     def __init__(self) -> None:
         rng = np.random.default_rng(3)
-        self.horizon, self.cameras, self.fps, self.image_size = 16, (), 10.0, (0, 0)
-        self.tasks, self.joint_names = ["memorise"], BimodalDataset().joint_names
+        self.horizon = 16
         self.episode = np.arange(320) // 16
         self.state = rng.normal(0, 1, (20, 7)).astype(np.float32)[self.episode]
         self.actions = np.repeat(rng.normal(0, 1, (20, 1, 7)).astype(np.float32), 16, axis=1)[self.episode]
-        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        self.meta = DatasetMeta(BimodalDataset().meta.joint_names, (), (0, 0), 10.0, ("memorise",), stats)
 
     def __len__(self) -> int:
         return len(self.episode)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.models.velocity import VelocityNetConfig
@@ -49,8 +50,7 @@ class SquaresDataset(Dataset):
 
     def __init__(self, n: int = 1024, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
-        self.horizon, self.cameras, self.fps, self.image_size = 4, ("front",), 10.0, (SIZE, SIZE)
-        self.tasks, self.joint_names = TASKS, JOINTS
+        self.horizon = 4
         self.red, self.blue = rng.uniform(-0.9, 0.9, (n, 2)), rng.uniform(-0.9, 0.9, (n, 2))
         self.task = rng.integers(0, 3, n)
         given = rng.uniform(-0.9, 0.9, (n, 2))
@@ -59,7 +59,8 @@ class SquaresDataset(Dataset):
         )
         self.goal = np.concatenate([xy, np.zeros((n, 1))], 1).astype(np.float32)
         self.action = np.repeat(np.pad(self.goal, ((0, 0), (0, 4)))[:, None], self.horizon, 1)
-        self.stats = {ACTION: stats_of(self.action.reshape(-1, 7)), STATE: stats_of(np.zeros((2, 7)))}
+        stats = {ACTION: stats_of(self.action.reshape(-1, 7)), STATE: stats_of(np.zeros((2, 7)))}
+        self.meta = DatasetMeta(tuple(JOINTS), ("front",), (SIZE, SIZE), 10.0, tuple(TASKS), stats)
 
     def __len__(self) -> int:
         return len(self.task)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flow_policy_node.control.jtc import interp
+
 MODES = ("rtc", "ensemble", "naive")
 
 
@@ -115,13 +117,7 @@ class ChunkScheduler:
     def committed(self, times: np.ndarray) -> np.ndarray:
         """(N, D) plan targets at ``times`` (linear between points, held after the end)."""
         assert self.plan_positions is not None
-        return np.stack(
-            [
-                np.interp(times, self.plan_times, self.plan_positions[:, j])
-                for j in range(self.plan_positions.shape[1])
-            ],
-            axis=1,
-        )
+        return interp(times, self.plan_times, self.plan_positions)
 
     def due(self, now: float) -> bool:
         """Whether to start the next inference so that its chunk takes over on time."""
@@ -198,7 +194,7 @@ class ChunkScheduler:
             for ct, cp in self.history:
                 if ct[0] - 1e-9 <= tau <= ct[-1] + 1e-9:
                     w = math.exp(-self.cfg.ensemble_decay * i)
-                    acc = acc + w * np.array([np.interp(tau, ct, cp[:, j]) for j in range(cp.shape[1])])
+                    acc = acc + w * interp(tau, ct, cp)
                     total += w
                     i += 1
             out[n] = acc / total
@@ -292,6 +288,6 @@ def simulate(
         s = next(s for s in reversed(segments) if s.stamp <= tau + 1e-9)
         times = s.stamp + cfg.dt * np.arange(len(s.positions) + 1)
         full = np.vstack([s.start[None], s.positions])
-        out[n] = [np.interp(tau, times, full[:, d]) for d in range(full.shape[1])]
+        out[n] = interp(tau, times, full)
         seam[n] = abs(tau - times[s.fresh_from + 1]) < 1e-6
     return Rollout(out, seam[1:], inference)

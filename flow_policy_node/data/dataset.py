@@ -1,9 +1,9 @@
 """ChunkDataset: training samples from a LeRobot v3.0 dataset, ours or one LeRobot wrote.
 
-Sample i is the observation at frame i with the action chunk a[i : i + H]; steps past the
-episode's end repeat its last action and are flagged in ``action_is_pad`` (the loss
-ignores them). Videos are decoded once, at construction, into uint8 arrays in memory,
-so an epoch costs no decoding (96x96 RGB: 27 KB a frame, 100 k frames ~ 2.8 GB).
+Its episodes are read into an :class:`~flow_policy_node.data.episodes.EpisodeDataset`
+(sample i: the observation at frame i, the action chunk a[i : i + H]). Videos are decoded
+once, at construction, into uint8 arrays in memory, so an epoch costs no decoding (96x96
+RGB: 27 KB a frame, 100 k frames ~ 2.8 GB).
 
 Which dataset feature plays which part is configuration (:class:`FeatureMap`), never a
 guess: a dataset from ``lerobot-record`` names its cameras after the robot's
@@ -29,19 +29,11 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from torch.utils.data import Dataset
 
 from flow_policy_node.data import lerobot
-from flow_policy_node.observation import (
-    ACTION,
-    ACTION_IS_PAD,
-    GOAL,
-    IMAGE_PREFIX,
-    STATE,
-    TASK_INDEX,
-    image_key,
-)
+from flow_policy_node.data.episodes import EpisodeDataset
+from flow_policy_node.data.meta import DatasetMeta
+from flow_policy_node.observation import ACTION, GOAL, IMAGE_PREFIX, STATE, image_key
 
 
 class DatasetError(ValueError):
@@ -101,7 +93,7 @@ def _vectors(table: pa.Table, key: str) -> np.ndarray:
     return np.array(column, np.float32).reshape(len(table), -1)
 
 
-class ChunkDataset(Dataset):
+class ChunkDataset(EpisodeDataset):
     def __init__(
         self,
         root: str | Path,
@@ -117,13 +109,11 @@ class ChunkDataset(Dataset):
             raise DatasetError(
                 f"{self.root} is not a dataset: {info_path} is missing (run `flow-policy convert`)"
             )
-        self.meta = json.loads(info_path.read_text())
-        version = str(self.meta.get("codebase_version"))
+        self.info = json.loads(info_path.read_text())
+        version = str(self.info.get("codebase_version"))
         if not version.startswith("v3."):
             raise DatasetError(f"{self.root}: codebase_version {version}, expected v3.0 (LeRobot v3 layout)")
-        self.horizon = horizon
-        self.fps = float(self.meta["fps"])
-        feats = self.meta["features"]
+        feats = self.info["features"]
         have = sorted(feats)
 
         image_features = {k for k, f in feats.items() if f["dtype"] in ("video", "image")}
@@ -151,9 +141,7 @@ class ChunkDataset(Dataset):
             if unknown:
                 raise DatasetError(f"cameras {unknown} are not in {self.root} (it has {sorted(mapped)})")
             mapped = {c: mapped[c] for c in cameras}
-        self.cameras = tuple(mapped)
-        self.image_keys = [image_key(c) for c in self.cameras]
-        self._source = dict(zip(self.image_keys, mapped.values(), strict=True))
+        self._source = {image_key(c): k for c, k in mapped.items()}
 
         d_state, d_action = (int(np.prod(feats[k]["shape"])) for k in (fmap.state, fmap.action))
         if d_state != d_action:
@@ -166,44 +154,53 @@ class ChunkDataset(Dataset):
             raise DatasetError(f"{self.root}: {fmap.state!r} names no joints; give FeatureMap.joint_names")
         if len(names) != d_state:
             raise DatasetError(f"{self.root}: {len(names)} joint names {names} for {d_state} state elements")
-        self.joint_names = list(names)
         shapes = [feats[k]["shape"] for k in mapped.values()]
-        self.image_size = tuple(int(v) for v in shapes[0][:2]) if shapes else (0, 0)
 
         raw_stats = json.loads((self.root / lerobot.STATS_PATH).read_text())
-        self.stats = {STATE: raw_stats.get(fmap.state), ACTION: raw_stats.get(fmap.action)}
+        stats = {STATE: raw_stats.get(fmap.state), ACTION: raw_stats.get(fmap.action)}
         if fmap.goal is not None:
-            self.stats[GOAL] = raw_stats.get(fmap.goal)
-        self.stats.update({k: raw_stats.get(src) for k, src in self._source.items()})
-        no_stats = [k for k, v in self.stats.items() if v is None]
+            stats[GOAL] = raw_stats.get(fmap.goal)
+        stats.update({k: raw_stats.get(src) for k, src in self._source.items()})
+        no_stats = [k for k, v in stats.items() if v is None]
         if no_stats:
             raise DatasetError(f"{self.root}: {lerobot.STATS_PATH} has no stats for {no_stats}")
-        self.tasks = lerobot.read_tasks(self.root / lerobot.TASKS_PATH)
+        meta = DatasetMeta(
+            joint_names=tuple(names),
+            cameras=tuple(mapped),
+            image_size=(int(shapes[0][0]), int(shapes[0][1])) if shapes else (0, 0),
+            fps=float(self.info["fps"]),
+            tasks=tuple(lerobot.read_tasks(self.root / lerobot.TASKS_PATH)),
+            stats=stats,
+        )
 
         episodes = self._episodes()
         table = self._data(episodes, fmap)
         n = len(table)
         order = np.lexsort((table["frame_index"].to_numpy(), table["episode_index"].to_numpy()))
         table = table.take(pa.array(order))
-        self.episode = table["episode_index"].to_numpy()
-        lengths = dict(zip(*np.unique(self.episode, return_counts=True), strict=True))
+        episode = table["episode_index"].to_numpy()
+        lengths = dict(zip(*np.unique(episode, return_counts=True), strict=True))
         for e, length in zip(episodes["episode_index"], episodes["length"], strict=True):
             if lengths.get(e, 0) != length:
                 raise DatasetError(
                     f"{self.root}: episode {e} has {lengths.get(e, 0)} data rows, length {length}"
                 )
-        self.state = _vectors(table, fmap.state)
-        self.action = _vectors(table, fmap.action)
-        self.goal = _vectors(table, fmap.goal) if fmap.goal is not None else np.zeros((n, 3), np.float32)
-        self.task_index = table["task_index"].to_numpy()
-        ends = np.cumsum(episodes["length"])
-        self.episode_end = np.repeat(ends, episodes["length"]).astype(np.int64)
-        self.frames: dict[str, np.ndarray] = {}
+        frames: dict[str, np.ndarray] = {}
         for key, src in self._source.items():
             if feats[src]["dtype"] == "image":
-                self.frames[key] = _parquet_images(table, src)
+                frames[key] = _parquet_images(table, src)
             else:
-                self.frames[key] = self._video_frames(src, episodes, table, fmap.tolerance_s)
+                frames[key] = self._video_frames(src, episodes, table, fmap.tolerance_s)
+        super().__init__(
+            meta,
+            horizon,
+            state=_vectors(table, fmap.state),
+            action=_vectors(table, fmap.action),
+            goal=_vectors(table, fmap.goal) if fmap.goal is not None else np.zeros((n, 3), np.float32),
+            task_index=table["task_index"].to_numpy(),
+            episode=episode,
+            frames=frames,
+        )
 
     def _episodes(self) -> dict[str, list]:
         files = sorted((self.root / lerobot.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
@@ -220,9 +217,9 @@ class ChunkDataset(Dataset):
     def _data(self, episodes: dict[str, list], fmap: FeatureMap) -> pa.Table:
         columns = [fmap.state, fmap.action, "episode_index", "frame_index", "task_index", "timestamp"]
         columns += [fmap.goal] if fmap.goal is not None else []
-        columns += [src for src in self._source.values() if self.meta["features"][src]["dtype"] == "image"]
+        columns += [src for src in self._source.values() if self.info["features"][src]["dtype"] == "image"]
         where = sorted(set(zip(episodes[lerobot.DATA_CHUNK], episodes[lerobot.DATA_FILE], strict=True)))
-        template = self.meta.get("data_path") or lerobot.DATA_PATH
+        template = self.info.get("data_path") or lerobot.DATA_PATH
         paths = [self.root / template.format(chunk_index=c, file_index=f) for c, f in where]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
@@ -240,7 +237,7 @@ class ChunkDataset(Dataset):
         absent = [c for c in (chunk_col, file_col, from_col) if c not in episodes]
         if absent:
             raise DatasetError(f"{self.root}: the episodes table lacks {absent} for video {key!r}")
-        template = self.meta.get("video_path") or lerobot.VIDEO_PATH
+        template = self.info.get("video_path") or lerobot.VIDEO_PATH
         timestamps = table["timestamp"].to_numpy().astype(np.float64)
         out, start, cache = [], 0, {}
         for e, length, c, f, t0 in zip(
@@ -269,25 +266,6 @@ class ChunkDataset(Dataset):
             out.append(frames[idx])
             start += length
         return np.concatenate(out)
-
-    def __len__(self) -> int:
-        return len(self.state)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        end = self.episode_end[i]
-        idx = np.arange(i, i + self.horizon)
-        pad = idx >= end
-        idx = np.minimum(idx, end - 1)
-        item = {
-            STATE: torch.from_numpy(self.state[i]),
-            GOAL: torch.from_numpy(self.goal[i]),
-            TASK_INDEX: torch.tensor(int(self.task_index[i])),
-            ACTION: torch.from_numpy(self.action[idx]),
-            ACTION_IS_PAD: torch.from_numpy(pad),
-        }
-        for key, frames in self.frames.items():
-            item[key] = torch.from_numpy(frames[i]).permute(2, 0, 1).float().div_(255.0)
-        return item
 
 
 def _parquet_images(table: pa.Table, key: str) -> np.ndarray:

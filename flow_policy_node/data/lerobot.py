@@ -27,6 +27,7 @@ stats, the bookkeeping columns (timestamp, frame_index, ...) included.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,24 +259,43 @@ class WriterConfig:
 
 
 class LeRobotWriter:
-    """Writes a LeRobot v3.0 dataset episode by episode: ``add_episode`` ... ``finalize``.
+    """Writes a LeRobot v3.0 dataset episode by episode, as LeRobot's own writer does:
+    ``create`` ... ``add_episode`` ... ``finalize``.
 
-    features: name -> element names of the per-frame float32 vectors, in column order.
-    cameras: image keys (``observation.images.<name>``) written as videos; every frame of a
-    camera must have the same size.
+    The dataset is written under ``<root>.partial`` and appears at ``root`` only when
+    ``finalize`` has written its metadata, so a reader never finds half a dataset;
+    ``discard`` drops an unfinished one.
     """
 
-    def __init__(
-        self,
+    @classmethod
+    def create(
+        cls,
         root: Path,
         features: dict[str, list[str]],
         cameras: list[str],
         cfg: WriterConfig | None = None,
+    ) -> LeRobotWriter:
+        """Start a dataset at ``root``, which must not exist or be empty.
+
+        features: name -> element names of the per-frame float32 vectors, in column order.
+        cameras: image keys (``observation.images.<name>``) written as videos; every frame of
+        a camera must have the same size.
+        """
+        root = Path(root)
+        cfg = cfg or WriterConfig()
+        if int(cfg.fps) != cfg.fps or cfg.fps <= 0:
+            raise ValueError(f"LeRobot v3 needs a positive integer fps, got {cfg.fps}")
+        if root.exists() and any(root.iterdir()):
+            raise FileExistsError(f"output directory {root} is not empty")
+        partial = root.with_name(root.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # left by a run that was interrupted
+        return cls(root, partial, features, cameras, cfg)
+
+    def __init__(
+        self, root: Path, partial: Path, features: dict[str, list[str]], cameras: list[str], cfg: WriterConfig
     ) -> None:
-        self.root = Path(root)
-        self.cfg = cfg or WriterConfig()
-        if int(self.cfg.fps) != self.cfg.fps or self.cfg.fps <= 0:
-            raise ValueError(f"LeRobot v3 needs a positive integer fps, got {self.cfg.fps}")
+        """Use :meth:`create`."""
+        self.final_root, self.root, self.cfg = root, partial, cfg
         self.vector_names = dict(features)
         self.cameras = list(cameras)
         self.tasks: list[str] = []
@@ -431,6 +451,18 @@ class LeRobotWriter:
         }
         (self.root / INFO_PATH).write_text(json.dumps(info, indent=4))
         (self.root / STATS_PATH).write_text(json.dumps(stats, indent=4))
+        if self.final_root.exists():  # an empty directory (create refuses any other)
+            self.final_root.rmdir()
+        self.root.rename(self.final_root)
+        self.root = self.final_root
+
+    def discard(self) -> None:
+        """Drop an unfinished dataset (nothing appears at the root)."""
+        for w in self.videos.values():
+            w.close()
+        if self._data_writer is not None:
+            self._data_writer.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _mkparent(path: Path) -> Path:

@@ -36,6 +36,7 @@ def _main(argv: list[str]) -> int:
     from trajectory_msgs.msg import JointTrajectory
 
     from flow_policy_msgs.srv import ResetSim
+    from flow_policy_node.control.jtc import TrajectoryExecutor
     from flow_policy_node.ros.conversions import (
         ConversionError,
         joint_state_msg,
@@ -44,7 +45,6 @@ def _main(argv: list[str]) -> int:
         stamp_to_sec,
         trajectory_arrays,
     )
-    from flow_policy_node.ros.trajectory import TrajectoryExecutor
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.tasks import get_task
 

@@ -109,8 +109,8 @@ def split_episodes(dataset: Dataset, fraction: float, seed: int) -> tuple[list[i
 def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name: str = "") -> BasePolicy:
     """Train a policy on ``dataset``, write a checkpoint to ``out_dir``, return the EMA policy.
 
-    ``dataset`` yields batch dicts and carries ``stats``, ``tasks``, ``joint_names``,
-    ``cameras``, ``fps`` and ``image_size`` (as ChunkDataset does).
+    ``dataset`` yields batch dicts and describes itself in ``dataset.meta``
+    (:class:`~flow_policy_node.data.meta.DatasetMeta`).
     """
     out = Path(out_dir)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -128,14 +128,14 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
     torch.manual_seed(cfg.seed)
 
     pcfg = copy.deepcopy(cfg.policy)
-    pcfg.fps = float(dataset.fps)
-    pcfg.encoder.cameras = tuple(dataset.cameras if cfg.cameras is None else cfg.cameras)
-    missing = [c for c in pcfg.encoder.cameras if c not in dataset.cameras]
+    pcfg.fps = float(dataset.meta.fps)
+    pcfg.encoder.cameras = tuple(dataset.meta.cameras if cfg.cameras is None else cfg.cameras)
+    missing = [c for c in pcfg.encoder.cameras if c not in dataset.meta.cameras]
     if missing:
-        raise ValueError(f"cameras {missing} are not in the dataset (it has {list(dataset.cameras)})")
-    pcfg.encoder.n_tasks = len(dataset.tasks)
-    pcfg.action_dim = pcfg.encoder.state_dim = len(dataset.joint_names)
-    policy = make_policy(pcfg, dataset.stats, dataset.tasks)
+        raise ValueError(f"cameras {missing} are not in the dataset (it has {list(dataset.meta.cameras)})")
+    pcfg.encoder.n_tasks = len(dataset.meta.tasks)
+    pcfg.action_dim = pcfg.encoder.state_dim = len(dataset.meta.joint_names)
+    policy = make_policy(pcfg, dataset.meta.stats, list(dataset.meta.tasks))
     if not (cfg.resume and (out / "train_state.json").is_file()):
         for encoder in policy.encoder.images.values():
             encoder.load_pretrained()
@@ -184,9 +184,9 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         writer.writerow(["step", "loss", "val_loss", "lr", "grad_norm", "seconds"])
     tb = _tensorboard(out) if rank == 0 else None
     meta = {
-        "joint_names": list(dataset.joint_names),
-        "image_size": list(dataset.image_size),
-        "fps": float(dataset.fps),
+        "joint_names": list(dataset.meta.joint_names),
+        "image_size": list(dataset.meta.image_size),
+        "fps": float(dataset.meta.fps),
         "horizon": pcfg.horizon,
         "dataset": dataset_name,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "policy"},
@@ -233,12 +233,12 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
             bar.set_postfix(loss=f"{row[1]:.4f}")
         bar.update(1)
         if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
-            _save(out, ema, optimizer, step, dataset.stats, {**meta, "steps": step}, policy)
+            _save(out, ema, optimizer, step, dataset.meta.stats, {**meta, "steps": step}, policy)
     bar.close()
     if log_file:
         log_file.close()
     if rank == 0:
-        _save(out, ema, optimizer, step, dataset.stats, {**meta, "steps": step}, policy)
+        _save(out, ema, optimizer, step, dataset.meta.stats, {**meta, "steps": step}, policy)
         plot_loss(metrics_path, out / "loss.png")
     if distributed:
         dist.barrier()

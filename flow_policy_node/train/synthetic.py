@@ -1,4 +1,4 @@
-"""Small in-memory datasets with the ChunkDataset interface, for tests and benchmarks."""
+"""Small in-memory datasets of ready-made chunks (each with a DatasetMeta), for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, image_key
 
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper_finger_joint"]
@@ -33,8 +34,7 @@ class BimodalDataset(Dataset):
     def __init__(
         self, n: int = 512, horizon: int = 16, amp: float = 1.0, cameras: tuple[str, ...] = ()
     ) -> None:
-        self.horizon, self.cameras = horizon, cameras
-        self.fps, self.image_size, self.tasks, self.joint_names = 10.0, (32, 32), ["go round"], JOINTS
+        self.horizon = horizon
         rng = np.random.default_rng(0)
         s = np.linspace(0, 1, horizon)
         self.side = rng.integers(0, 2, n) * 2 - 1
@@ -43,10 +43,11 @@ class BimodalDataset(Dataset):
         self.actions[:, :, 1] = self.side[:, None] * amp * np.sin(np.pi * s)
         # Demonstrator jitter on the moving joints; the others stay still.
         self.actions[:, :, :2] += rng.normal(0, 0.01, (n, horizon, 2)).astype(np.float32)
-        self.stats = {
+        stats = {
             ACTION: stats_of(self.actions),
             STATE: stats_of(np.array([[0.0] * 7, [1.0] * 7], np.float32)),
         }
+        self.meta = DatasetMeta(tuple(JOINTS), tuple(cameras), (32, 32), 10.0, ("go round",), stats)
 
     @staticmethod
     def mode(amp: float = 1.0, horizon: int = 16, side: int = 1) -> np.ndarray:
@@ -66,8 +67,8 @@ class BimodalDataset(Dataset):
             ACTION: torch.from_numpy(self.actions[i]),
             ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
         }
-        for cam in self.cameras:
-            item[image_key(cam)] = torch.full((3, *self.image_size), 0.5)
+        for cam in self.meta.cameras:
+            item[image_key(cam)] = torch.full((3, *self.meta.image_size), 0.5)
         return item
 
 
@@ -75,13 +76,7 @@ class ReachDataset(Dataset):
     """Images and state that determine the chunk: a bright dot's column sets the target."""
 
     def __init__(self, n: int = 256, horizon: int = 8, size: int = 32, cameras=("front",)) -> None:
-        self.horizon, self.cameras = horizon, tuple(cameras)
-        self.fps, self.image_size, self.tasks, self.joint_names = (
-            10.0,
-            (size, size),
-            ["reach", "wave"],
-            JOINTS,
-        )
+        self.horizon = horizon
         rng = np.random.default_rng(1)
         self.target = rng.uniform(-1, 1, n).astype(np.float32)
         self.state = rng.uniform(-0.5, 0.5, (n, 7)).astype(np.float32)
@@ -92,7 +87,8 @@ class ReachDataset(Dataset):
         self.images = np.zeros((n, 3, size, size), np.float32)
         cols = ((self.target + 1) / 2 * (size - 1)).round().astype(int)
         self.images[np.arange(n), :, size // 2, cols] = 1.0
-        self.stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
+        self.meta = DatasetMeta(tuple(JOINTS), tuple(cameras), (size, size), 10.0, ("reach", "wave"), stats)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -105,6 +101,6 @@ class ReachDataset(Dataset):
             ACTION: torch.from_numpy(self.actions[i]),
             ACTION_IS_PAD: torch.zeros(self.horizon, dtype=torch.bool),
         }
-        for cam in self.cameras:
+        for cam in self.meta.cameras:
             item[image_key(cam)] = torch.from_numpy(self.images[i])
         return item
