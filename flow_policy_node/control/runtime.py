@@ -25,6 +25,7 @@ import numpy as np
 from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler, Segment
 from flow_policy_node.control.commands import LOADING, UNAVAILABLE, CommandResolver, Resolution
 from flow_policy_node.control.config import PolicyNodeConfig
+from flow_policy_node.control.jtc import interp
 from flow_policy_node.control.observations import JOINTS, ObservationCache
 from flow_policy_node.control.safety import JointLimits, UnsafeChunk, limit_chunk, velocities
 from flow_policy_node.images import resize_rgb, size_problem
@@ -330,7 +331,7 @@ class PolicyRuntime:
             src_t = self.dt * np.arange(len(positions) + 1)
             dst_t = np.arange(self.control_dt, src_t[-1] + 1e-9, self.control_dt)
             full = np.vstack([seg.start[None], positions])
-            positions = np.stack([np.interp(dst_t, src_t, full[:, j]) for j in range(full.shape[1])], axis=1)
+            positions = interp(dst_t, src_t, full)
         vel = velocities(seg.start, positions, self.control_dt)
         return Trajectory(seg.stamp, self.control_dt, positions, vel, seg.start)
 
