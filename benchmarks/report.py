@@ -226,6 +226,31 @@ def rows() -> list[tuple[str, str, str]]:
                 "images",
             )
         )
+    commands = load("commands.json")
+    if commands:
+        out.append(
+            (
+                f"free-text commands ({commands['lines']}-line test set): "
+                "valid resolved / out-of-scope refused",
+                f"{100 * commands['valid_accuracy']:.1f}% / {100 * commands['refusal_accuracy']:.0f}%; "
+                f"model load {commands['model_load_s']:.1f} s, "
+                f"resolve p50 {commands['resolve_ms_p50']:.0f} ms",
+                "commands",
+            )
+        )
+    load_ = load("train_load.json")
+    if load_:
+        rates = load_["steps_per_s"]
+        out.append(
+            (
+                "training steps/s, quiet vs a busy core beside it: "
+                "2 threads OpenMP active / passive (default) / 1 thread",
+                "; ".join(
+                    f"{cond} " + " / ".join(f"{rates[cond][k]:.1f}" for k in rates[cond]) for cond in rates
+                ),
+                "train_load",
+            )
+        )
     delay = load("delay.json")
     if delay:
         for method, per_task in delay["success"].items():
