@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from flow_policy_node.control.robot_check import load_for_robot
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
-from flow_policy_node.models.policy import PolicyConfig
+from flow_policy_node.models.policy import PolicyConfig, make_policy
 from flow_policy_node.models.velocity import VelocityNetConfig
 from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, Observation
-from flow_policy_node.train.checkpoint import CheckpointError, Expectation, load_policy
+from flow_policy_node.train.checkpoint import CheckpointError, load_policy, save_checkpoint
 from flow_policy_node.train.loop import TrainConfig, split_episodes, train
 from flow_policy_node.train.synthetic import BimodalDataset, ReachDataset, stats_of
 
@@ -114,8 +115,6 @@ def test_inpainting_continues_the_prefix_under_every_path(tmp_path, path: str) -
 def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_policies, tmp_path) -> None:
     trained = bimodal_policies["flow"]
     out = tmp_path / "rt"
-    from flow_policy_node.train.checkpoint import save_checkpoint
-
     data = BimodalDataset()
     save_checkpoint(out, trained, data.stats, {"joint_names": data.joint_names, "image_size": [32, 32]})
     loaded = load_policy(out)
@@ -123,15 +122,39 @@ def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_
     assert np.array_equal(trained.predict(obs, seed=3), loaded.predict(obs, seed=3))
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.pt"))
 
-    with pytest.raises(CheckpointError, match=r"joint names: checkpoint .*joint_1.* vs robot .*elbow"):
-        load_policy(out, Expectation(joint_names=["elbow"] * 7))
-    with pytest.raises(CheckpointError, match=r"cameras: checkpoint \[\] vs robot \['front'\]"):
-        load_policy(out, Expectation(cameras=["front"]))
+    # One set of rules for whether a checkpoint fits a robot (control/robot_check.py): joints
+    # match by name, so their order is free; a robot may have cameras the policy ignores.
+    with pytest.raises(
+        CheckpointError, match=r"joint names differ: robot lacks \['joint_1'.*checkpoint lacks \['elbow'\]"
+    ):
+        load_for_robot(str(out), ["elbow", *data.joint_names[1:]], [])
+    policy, meta = load_for_robot(str(out), data.joint_names[::-1], ["front"])
+    assert meta["joint_names"] == data.joint_names
+    assert np.array_equal(policy.predict(obs, seed=3), loaded.predict(obs, seed=3))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_policy(tmp_path / "nowhere")
     (out / "config.json").unlink()
     with pytest.raises(CheckpointError, match=r"lacks \['config.json'\]"):
         load_policy(out)
+
+
+def test_checkpoints_written_with_the_old_history_option_still_load(tmp_path) -> None:
+    """Configs from before n_obs_steps was deleted carry it as 1: they load and act the same;
+    a history the encoder cannot take is refused, not silently ignored."""
+    data = BimodalDataset(n=8)
+    cfg = small_config("flow", 1).policy
+    cfg.encoder.cameras = ()
+    policy = make_policy(cfg, data.stats, data.tasks)
+    save_checkpoint(tmp_path, policy, data.stats, {"joint_names": data.joint_names, "image_size": [0, 0]})
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["encoder"]["n_obs_steps"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    obs = Observation(state=np.zeros(7, np.float32), task="go round")
+    assert np.array_equal(load_policy(tmp_path).predict(obs, seed=0), policy.eval().predict(obs, seed=0))
+    config["encoder"]["n_obs_steps"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="n_obs_steps"):
+        load_policy(tmp_path)
 
 
 @pytest.mark.parametrize("net", ["unet", "transformer"])

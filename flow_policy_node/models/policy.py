@@ -70,6 +70,9 @@ class PolicyConfig:
     def from_dict(cls, d: dict) -> PolicyConfig:
         d = dict(d)
         enc = dict(d.pop("encoder", {}))
+        # Checkpoints written while the encoder had an unused history option carry it as 1.
+        if enc.pop("n_obs_steps", 1) != 1:
+            raise ValueError("observation history (encoder.n_obs_steps > 1) is not supported")
         image = dict(enc.get("image", {}))
         if image and "stem_stride" not in image:  # written before these fields: the old encoder
             image.update(stem_stride=2, film=False)
