@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+from flow_policy_node.control.robot_check import load_for_robot
 from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
-from flow_policy_node.models.policy import PolicyConfig
+from flow_policy_node.models.policy import PolicyConfig, make_policy
 from flow_policy_node.models.velocity import VelocityNetConfig
 from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX, Observation
-from flow_policy_node.train.checkpoint import CheckpointError, Expectation, load_policy
-from flow_policy_node.train.loop import TrainConfig, split_episodes, train
+from flow_policy_node.train.checkpoint import CheckpointError, load_policy, save_checkpoint
+from flow_policy_node.train.loop import TrainConfig, split_episodes, train, validation_loss
 from flow_policy_node.train.synthetic import BimodalDataset, ReachDataset, stats_of
 
 HERE = Path(__file__).resolve().parent
@@ -115,8 +116,6 @@ def test_inpainting_continues_the_prefix_under_every_path(tmp_path, path: str) -
 def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_policies, tmp_path) -> None:
     trained = bimodal_policies["flow"]
     out = tmp_path / "rt"
-    from flow_policy_node.train.checkpoint import save_checkpoint
-
     data = BimodalDataset()
     meta = {"joint_names": list(data.meta.joint_names), "image_size": [32, 32]}
     save_checkpoint(out, trained, data.meta.stats, meta)
@@ -125,15 +124,40 @@ def test_checkpoint_round_trip_is_bit_identical_and_mismatch_is_refused(bimodal_
     assert np.array_equal(trained.predict(obs, seed=3), loaded.predict(obs, seed=3))
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.pt"))
 
-    with pytest.raises(CheckpointError, match=r"joint names: checkpoint .*joint_1.* vs robot .*elbow"):
-        load_policy(out, Expectation(joint_names=["elbow"] * 7))
-    with pytest.raises(CheckpointError, match=r"cameras: checkpoint \[\] vs robot \['front'\]"):
-        load_policy(out, Expectation(cameras=["front"]))
+    # One set of rules for whether a checkpoint fits a robot (control/robot_check.py): joints
+    # match by name, so their order is free; a robot may have cameras the policy ignores.
+    with pytest.raises(
+        CheckpointError, match=r"joint names differ: robot lacks \['joint_1'.*checkpoint lacks \['elbow'\]"
+    ):
+        load_for_robot(str(out), ["elbow", *data.meta.joint_names[1:]], [])
+    policy, meta = load_for_robot(str(out), list(data.meta.joint_names[::-1]), ["front"])
+    assert meta["joint_names"] == list(data.meta.joint_names)
+    assert np.array_equal(policy.predict(obs, seed=3), loaded.predict(obs, seed=3))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_policy(tmp_path / "nowhere")
     (out / "config.json").unlink()
     with pytest.raises(CheckpointError, match=r"lacks \['config.json'\]"):
         load_policy(out)
+
+
+def test_checkpoints_written_with_the_old_history_option_still_load(tmp_path) -> None:
+    """Configs from before n_obs_steps was deleted carry it as 1: they load and act the same;
+    a history the encoder cannot take is refused, not silently ignored."""
+    data = BimodalDataset(n=8)
+    cfg = small_config("flow", 1).policy
+    cfg.encoder.cameras = ()
+    policy = make_policy(cfg, data.meta.stats, list(data.meta.tasks))
+    meta = {"joint_names": list(data.meta.joint_names), "image_size": [0, 0]}
+    save_checkpoint(tmp_path, policy, data.meta.stats, meta)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["encoder"]["n_obs_steps"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    obs = Observation(state=np.zeros(7, np.float32), task="go round")
+    assert np.array_equal(load_policy(tmp_path).predict(obs, seed=0), policy.eval().predict(obs, seed=0))
+    config["encoder"]["n_obs_steps"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="n_obs_steps"):
+        load_policy(tmp_path)
 
 
 @pytest.mark.parametrize("net", ["unet", "transformer"])
@@ -172,17 +196,28 @@ def test_resume_continues_the_step_count(tmp_path) -> None:
     assert json.loads((tmp_path / "metadata.json").read_text())["steps"] == 80
 
 
-class MemorisableEpisodes(torch.utils.data.Dataset):
-    """20 episodes of 16 samples: each episode's state is a random vector and its chunk a
-    random constant. A policy can memorise the training episodes' state -> chunk pairs but
-    cannot guess a held-out episode's chunk: the held-out loss must stay above the training one."""
+class Episodes(torch.utils.data.Dataset):
+    """Episodes of 16 samples with a random state each.
 
-    def __init__(self) -> None:
+    learnable: the chunk is the state plus a ramp, a rule held-out episodes follow too.
+    Otherwise each episode's chunk is a random constant: a policy can memorise the training
+    episodes' state -> chunk pairs but cannot guess a held-out one's, so the held-out loss
+    must stay above the training one.
+    """
+
+    def __init__(self, n_episodes: int = 20, learnable: bool = False) -> None:
         rng = np.random.default_rng(3)
+        n = 16 * n_episodes
         self.horizon = 16
-        self.episode = np.arange(320) // 16
-        self.state = rng.normal(0, 1, (20, 7)).astype(np.float32)[self.episode]
-        self.actions = np.repeat(rng.normal(0, 1, (20, 1, 7)).astype(np.float32), 16, axis=1)[self.episode]
+        self.episode = np.arange(n) // 16
+        if learnable:
+            self.state = rng.normal(0, 1, (n, 7)).astype(np.float32)
+            ramp = 0.05 * np.arange(1, 17, dtype=np.float32)[:, None]
+            self.actions = self.state[:, None, :] + ramp[None]
+        else:
+            self.state = rng.normal(0, 1, (n_episodes, 7)).astype(np.float32)[self.episode]
+            per_episode = rng.normal(0, 1, (n_episodes, 1, 7)).astype(np.float32)
+            self.actions = np.repeat(per_episode, 16, axis=1)[self.episode]
         stats = {ACTION: stats_of(self.actions), STATE: stats_of(self.state)}
         self.meta = DatasetMeta(BimodalDataset().meta.joint_names, (), (0, 0), 10.0, ("memorise",), stats)
 
@@ -199,23 +234,62 @@ class MemorisableEpisodes(torch.utils.data.Dataset):
         }
 
 
+def metrics(out: Path) -> list[dict[str, str]]:
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_held_out_split_takes_whole_episodes() -> None:
+    data = Episodes()
+    train_idx, val_idx = split_episodes(data, 0.25, 0)
+    held, kept = set(data.episode[val_idx]), set(data.episode[train_idx])
+    assert len(held) == 5 and not held & kept and len(held | kept) == 20
+    assert sorted(train_idx + val_idx) == list(range(len(data)))  # every sample on one side
+    assert split_episodes(data, 0.25, 0) == (train_idx, val_idx)  # the same split on resume
+    assert split_episodes(data, 0.25, 1)[1] != val_idx
+    with pytest.raises(ValueError, match="episode"):
+        split_episodes(BimodalDataset(n=32), 0.25, 0)
+
+
+def test_validation_loss_falls_where_held_out_episodes_follow_the_training_rule(tmp_path) -> None:
+    cfg = small_config("flow", 300)
+    cfg.val_fraction, cfg.eval_every, cfg.log_every = 0.25, 50, 100
+    data = Episodes(learnable=True)
+    policy = train(cfg, data, tmp_path)
+    rows = metrics(tmp_path)
+    assert [int(r["step"]) for r in rows] == [50, 100, 150, 200, 250, 300]
+    val = [float(r["val_loss"]) for r in rows]
+    assert val[-1] < 0.5 * val[0], val
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["val_loss"] == pytest.approx(val[-1], rel=1e-5)
+    assert len(meta["val_episodes"]) == 5
+    # Comparable across evaluations: the same weights give the same number, to the bit.
+    _, val_idx = split_episodes(data, cfg.val_fraction, cfg.seed)
+    twice = [validation_loss(policy, data, val_idx, cfg, torch.device("cpu")) for _ in range(2)]
+    assert twice[0] == twice[1] == pytest.approx(val[-1], rel=1e-5)
+
+
 def test_validation_loss_on_held_out_episodes_shows_overfitting(tmp_path) -> None:
     cfg = small_config("flow", 300)
-    cfg.val_fraction, cfg.log_every = 0.25, 100
-    data = MemorisableEpisodes()
-    train(cfg, data, tmp_path)
-    with open(tmp_path / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    cfg.val_fraction, cfg.eval_every, cfg.log_every = 0.25, 100, 100
+    train(cfg, Episodes(), tmp_path)
+    rows = metrics(tmp_path)
     assert [int(r["step"]) for r in rows] == [100, 200, 300]
     first, last = rows[0], rows[-1]
     assert float(last["loss"]) < float(first["loss"])  # it learns the training episodes
-    assert float(last["val_loss"]) > 2 * float(last["loss"]), last  # and the held-out loss shows it
-    train_idx, val_idx = split_episodes(data, 0.25, cfg.seed)
-    held = set(data.episode[val_idx])
-    assert len(held) == 5 and not held & set(data.episode[train_idx])  # whole episodes, disjoint
+    assert float(last["val_loss"]) > 2 * float(last["loss"]), last  # and the held-out loss shows it,
+    assert float(last["val_loss"]) > float(first["val_loss"])  # rising while the training loss falls
     assert (tmp_path / "loss.png").stat().st_size > 1000
-    with pytest.raises(ValueError, match="episode"):
-        split_episodes(BimodalDataset(n=32), 0.25, 0)
+
+
+def test_a_single_episode_trains_on_all_of_it_without_validation(tmp_path, capsys) -> None:
+    cfg = small_config("flow", 20)
+    cfg.val_fraction, cfg.eval_every, cfg.log_every = 0.25, 10, 10
+    train(cfg, Episodes(n_episodes=1), tmp_path)
+    assert "no validation loss: the dataset has one episode" in capsys.readouterr().out
+    assert [r["val_loss"] for r in metrics(tmp_path)] == ["", ""]
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["val_episodes"] == [] and meta["val_loss"] is None
 
 
 DDP_SCRIPT = """

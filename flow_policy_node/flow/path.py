@@ -30,6 +30,15 @@ class SchedulerOutput:
     d_alpha_t: Tensor
     d_sigma_t: Tensor
 
+    @property
+    def det(self) -> Tensor:
+        """a' s - s' a, the determinant of x_t = a x1 + s x0, u = a' x1 + s' x0 in (x1, x0).
+
+        Where it is 0 the velocity u at x_t says nothing about x1 (the polynomial path at
+        t = 0, where every velocity is 0); the linear path has 1 everywhere.
+        """
+        return self.d_alpha_t * self.sigma_t - self.d_sigma_t * self.alpha_t
+
 
 class CondOTScheduler:
     """Linear path: alpha_t = t, sigma_t = 1 - t (rectified flow / pi0)."""
@@ -97,33 +106,52 @@ class PathSample:
 
 
 class AffinePath:
-    """x_t = alpha_t x1 + sigma_t x0 for a given scheduler."""
+    """x_t = alpha_t x1 + sigma_t x0 for a given scheduler.
+
+    Besides sampling, the path answers what a velocity means, as flow_matching's
+    AffineProbPath does: at a point x_t, the velocity of the path to a data point x1 and the
+    data point a velocity heads for are two descriptions of the same thing, and only the
+    path knows how to turn one into the other. Real-time chunking's guidance needs the
+    second (flow/guidance.py).
+
+    Times ``t`` are a float (one time for the batch) or (B,), broadcast over the trailing
+    dimensions of x (B, ...).
+    """
 
     def __init__(self, scheduler) -> None:
         self.scheduler = scheduler
 
+    def schedule(self, t: Tensor | float, like: Tensor) -> SchedulerOutput:
+        """alpha_t, sigma_t and their derivatives, shaped to broadcast against ``like`` (B, ...)."""
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        if t.dim() == 1:
+            t = t.reshape(-1, *([1] * (like.dim() - 1)))
+        return self.scheduler(t)
+
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> PathSample:
         """x0, x1: (B, ...); t: (B,) in [0, 1]."""
-        s = self.scheduler(t.reshape(-1, *([1] * (x1.dim() - 1))))
+        s = self.schedule(t, x1)
         return PathSample(s.alpha_t * x1 + s.sigma_t * x0, s.d_alpha_t * x1 + s.d_sigma_t * x0, t)
 
-    def x1_estimate(self, x_t: Tensor, v: Tensor, t: float) -> Tensor | None:
-        """The data point that velocity ``v`` at ``x_t`` heads for: E[x1 | x_t] for a learned field.
+    def target_to_velocity(self, x_1: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
+        """(B, ...) the velocity at x_t (B, ...) of the path that ends at x_1 (B, ...).
 
-        Solves x_t = a x1 + s x0, v = a' x1 + s' x0 for x1:  x1 = (s' x_t - s v) / (s' a - s a').
-        On the linear path this is x_t + (1 - t) v. ``t`` is a scalar in [0, 1]. None where
-        the velocity says nothing about x1 (s' a - s a' = 0: the polynomial path at t = 0).
+        Eliminates x0 from x_t = a x1 + s x0, u = a' x1 + s' x0:
+        u = (s' x_t + (a' s - s' a) x1) / s. Defined for t < 1 (at t = 1, s = 0 and x_t is x1
+        whatever x0 was).
         """
-        sch = self.scheduler(torch.as_tensor(float(t), dtype=x_t.dtype, device=x_t.device))
-        det = sch.d_sigma_t * sch.alpha_t - sch.sigma_t * sch.d_alpha_t
-        if abs(float(det)) < 1e-6:
-            return None
-        return (sch.d_sigma_t * x_t - sch.sigma_t * v) / det
+        s = self.schedule(t, x_t)
+        return (s.d_sigma_t * x_t + s.det * x_1) / s.sigma_t
 
-    def signal_to_noise(self, t: float) -> float:
-        """alpha_t / sigma_t, the ratio real-time chunking's guidance weight is built on."""
-        sch = self.scheduler(torch.tensor(float(t), dtype=torch.float64))
-        return float(sch.alpha_t / sch.sigma_t.clamp_min(1e-12))
+    def velocity_to_target(self, velocity: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
+        """(B, ...) the data point x1 that ``velocity`` (B, ...) at x_t (B, ...) heads for.
+
+        The inverse of target_to_velocity: x1 = (s u - s' x_t) / (a' s - s' a). For a learned
+        field (the conditional mean of u) this is E[x1 | x_t]; on the linear path it is
+        x_t + (1 - t) u. Undefined where a' s - s' a = 0 (SchedulerOutput.det).
+        """
+        s = self.schedule(t, x_t)
+        return (s.sigma_t * velocity - s.d_sigma_t * x_t) / s.det
 
 
 def make_path(name: str = "linear", **kwargs) -> AffinePath:

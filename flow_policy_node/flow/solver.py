@@ -1,10 +1,8 @@
 """Fixed-step ODE solvers that integrate a velocity field from t = 0 (noise) to t = 1.
 
-``velocity(x, t)`` takes x (B, ...) and t (B,) and returns dx/dt. ``project(x, t)``, if
-given, is applied to the state at every grid time (t = 0 included): the policy uses it to
-inpaint the chunk steps already committed to the robot (real-time chunking), replacing them
-by their known point on the probability path, so that at t = 1 they equal the prefix and
-the free steps are integrated consistently with them.
+``velocity(x, t)`` takes x (B, ...) and t (B,) and returns dx/dt. Inpainting (real-time
+chunking) is not the solver's business: it is a guided velocity field (flow/guidance.py)
+that the solver integrates like any other.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import torch
 from torch import Tensor
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
-Project = Callable[[Tensor, float], Tensor]
 
 
 def _step(method: str, velocity: Velocity, x: Tensor, t: float, h: float) -> Tensor:
@@ -44,31 +41,12 @@ def _step(method: str, velocity: Velocity, x: Tensor, t: float, h: float) -> Ten
 SOLVERS = ("euler", "midpoint", "heun", "rk4")
 
 
-def solve(
-    velocity: Velocity,
-    x0: Tensor,
-    steps: int = 10,
-    method: str = "euler",
-    project: Project | None = None,
-    t0: float = 0.0,
-    t1: float = 1.0,
-    return_intermediates: bool = False,
-) -> Tensor | list[Tensor]:
-    """Integrate dx/dt = velocity(x, t) from t0 to t1 in ``steps`` equal steps.
-
-    Returns x(t1) (same shape as x0), or the list of all ``steps + 1`` states when
-    ``return_intermediates`` (for plots and RViz).
-    """
+def solve(velocity: Velocity, x0: Tensor, steps: int = 10, method: str = "euler") -> Tensor:
+    """x(1) (same shape as x0) of dx/dt = velocity(x, t), from x(0) = x0 in ``steps`` equal steps."""
     if steps < 1:
         raise ValueError("steps must be >= 1")
-    h = (t1 - t0) / steps
-    x = project(x0, t0) if project else x0
-    states = [x]
+    h = 1.0 / steps
+    x = x0
     for i in range(steps):
-        t = t0 + i * h
-        x = _step(method, velocity, x, t, h)
-        if project:
-            x = project(x, t + h)
-        if return_intermediates:
-            states.append(x)
-    return states if return_intermediates else x
+        x = _step(method, velocity, x, i * h, h)
+    return x

@@ -148,7 +148,6 @@ class ObservationEncoderConfig:
     state_dim: int = 7
     n_tasks: int = 1
     use_goal: bool = True
-    n_obs_steps: int = 1  # observation history length (state and images)
     token_dim: int = 128
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     # Tasks (command texts) whose goal the policy finds in the camera images: for them a
@@ -167,8 +166,7 @@ class ObservationEncoderConfig:
 class ObservationEncoder(nn.Module):
     """Batch dict -> (cond (B, n_tokens * token_dim), tokens (B, n_tokens, token_dim), goal).
 
-    One token per camera, one for the state (history flattened), one for the task and
-    one for the goal. Inputs with a history carry an extra time axis after the batch.
+    One token per camera, one for the state, one for the task and one for the goal.
     ``goal`` (B, 3) is the goal point the token was made from: the given one, or for
     ``image_goal_tasks`` the one predicted from the images.
     """
@@ -176,12 +174,12 @@ class ObservationEncoder(nn.Module):
     def __init__(self, cfg: ObservationEncoderConfig, tasks: list[str] | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        d, t = cfg.token_dim, cfg.n_obs_steps
+        d = cfg.token_dim
         self.images = nn.ModuleDict({cam: ImageEncoder(cfg.image, d) for cam in cfg.cameras})
         self.image_proj = nn.ModuleDict(
-            {cam: nn.Linear(cfg.image.out_dim * t, d) for cam in cfg.cameras if cfg.image_tokens}
+            {cam: nn.Linear(cfg.image.out_dim, d) for cam in cfg.cameras if cfg.image_tokens}
         )
-        self.state = nn.Sequential(nn.Linear(cfg.state_dim * t, d), nn.SiLU(), nn.Linear(d, d))
+        self.state = nn.Sequential(nn.Linear(cfg.state_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.task = nn.Embedding(max(cfg.n_tasks, 1), d)
         self.goal = nn.Sequential(nn.Linear(3, d), nn.SiLU(), nn.Linear(d, d)) if cfg.use_goal else None
         tasks = list(tasks or [])
@@ -200,7 +198,7 @@ class ObservationEncoder(nn.Module):
         )
         self.goal_head = (
             nn.Sequential(
-                nn.Linear(cfg.image.out_dim * t * len(cfg.cameras) + d, 2 * d),
+                nn.Linear(cfg.image.out_dim * len(cfg.cameras) + d, 2 * d),
                 nn.SiLU(),
                 nn.Linear(2 * d, 3),
             )
@@ -224,15 +222,10 @@ class ObservationEncoder(nn.Module):
         task = self.task(task_index)
         tokens, features = [], []
         for cam, enc in self.images.items():
-            img = batch[image_key(cam)]
-            if img.dim() == 5:  # history: (B, T, 3, h, w), the command repeated per step
-                feats = enc(img.flatten(0, 1), task.repeat_interleave(img.shape[1], 0))
-            else:
-                feats = enc(img, task)
-            features.append(feats.reshape(b, -1))
+            features.append(enc(batch[image_key(cam)], task))
             if cam in self.image_proj:
                 tokens.append(self.image_proj[cam](features[-1]))
-        tokens.append(self.state(state.reshape(b, -1)))
+        tokens.append(self.state(state))
         tokens.append(task)
         goal = None
         if self.goal is not None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from flow_policy_node.flow import make_path, masked_mse, sample_time, solve
+from flow_policy_node.flow import inpainting_velocity, make_path, masked_mse, sample_time, solve
 from flow_policy_node.models.encoders import (
     ImageEncoderConfig,
     ObservationEncoder,
@@ -70,6 +70,9 @@ class PolicyConfig:
     def from_dict(cls, d: dict) -> PolicyConfig:
         d = dict(d)
         enc = dict(d.pop("encoder", {}))
+        # Checkpoints written while the encoder had an unused history option carry it as 1.
+        if enc.pop("n_obs_steps", 1) != 1:
+            raise ValueError("observation history (encoder.n_obs_steps > 1) is not supported")
         image = dict(enc.get("image", {}))
         if image and "stem_stride" not in image:  # written before these fields: the old encoder
             image.update(stem_stride=2, film=False)
@@ -213,49 +216,12 @@ class FlowPolicy(BasePolicy):
 
         if prefix is None:
             return solve(velocity, noise, self.cfg.steps, self.cfg.solver)
-        k = prefix.shape[1]
-        target = torch.zeros_like(noise)
-        target[:, :k] = prefix
-
-        def guided(x: Tensor, t: Tensor) -> Tensor:
-            return self._guided_velocity(velocity, x, t, target, k)
-
-        def project(x: Tensor, t: float) -> Tensor:
-            if t < 1.0:
-                return x
-            x = x.clone()
-            x[:, :k] = prefix  # exact at the end: committed steps are not negotiable
-            return x
-
-        return solve(guided, noise, self.cfg.steps, self.cfg.solver, project)
-
-    def _guided_velocity(self, velocity, x: Tensor, t: Tensor, target: Tensor, k: int) -> Tensor:
-        """Real-time chunking by guidance (Black et al. 2025, pseudo-inverse guidance).
-
-        The denoised estimate x1_hat (what the path says ``v`` at ``x`` heads for; on the
-        linear path x + (1 - t) v) is pulled towards the committed prefix on its first k
-        steps; the correction flows through the network's Jacobian, so the free steps bend to
-        continue the prefix instead of jumping at the seam:
-
-            v' = v + c(t) * J^T W (target - x1_hat),   J = d x1_hat / d x,
-            c(t) = min(beta, 1 / (snr r^2)),            r^2 = 1 / (1 + snr^2),  snr = alpha_t / sigma_t,
-
-        which on the linear path (snr = t / (1 - t)) is the paper's (1 - t) / (t r^2).
-        """
-        tt = t[0].item()
-        with torch.inference_mode(False), torch.enable_grad():
-            xg = x.detach().clone().requires_grad_(True)
-            v = velocity(xg, t.clone())
-            x1_hat = self.path.x1_estimate(xg, v, tt)
-            if x1_hat is None:  # no estimate of the data at this time: no guidance this step
-                return v.detach()
-            err = torch.zeros_like(x1_hat)
-            err[:, :k] = (target - x1_hat)[:, :k]
-            (grad,) = torch.autograd.grad(x1_hat, xg, err.detach())
-        snr = self.path.signal_to_noise(tt)
-        r2 = 1.0 / (1.0 + snr**2)
-        c = min(self.cfg.guidance_beta, 1.0 / max(snr * r2, 1e-6))
-        return v.detach() + c * grad
+        # Real-time chunking: guidance makes the free steps continue the committed prefix,
+        # which then is set exactly, because the robot executes it whatever the policy says.
+        guided = inpainting_velocity(self.path, velocity, prefix, self.cfg.guidance_beta)
+        x = solve(guided, noise, self.cfg.steps, self.cfg.solver)
+        x[:, : prefix.shape[1]] = prefix
+        return x
 
 
 class RegressionPolicy(BasePolicy):

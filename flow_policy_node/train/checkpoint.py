@@ -12,7 +12,6 @@ raw.safetensors, train_state.safetensors, train_state.json
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,15 +24,6 @@ FILES = ("model.safetensors", "config.json", "normalization.json", "metadata.jso
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, broken, or does not fit the robot; the text says which."""
-
-
-@dataclass
-class Expectation:
-    """What the robot offers; ``None`` fields are not checked."""
-
-    joint_names: list[str] | None = None
-    cameras: list[str] | None = None
-    image_size: tuple[int, int] | None = None
 
 
 def save_checkpoint(path: str | Path, policy: BasePolicy, stats: dict, metadata: dict) -> Path:
@@ -62,27 +52,14 @@ def _check_files(path: Path) -> None:
         raise CheckpointError(f"checkpoint {path} lacks {missing}; expected {list(FILES)}")
 
 
-def check_expectation(meta: dict, expect: Expectation, path: Path) -> None:
-    problems = []
-    if expect.joint_names is not None and list(meta.get("joint_names", [])) != list(expect.joint_names):
-        problems.append(
-            f"joint names: checkpoint {meta.get('joint_names')} vs robot {list(expect.joint_names)}"
-        )
-    if expect.cameras is not None and sorted(meta.get("cameras", [])) != sorted(expect.cameras):
-        problems.append(f"cameras: checkpoint {meta.get('cameras')} vs robot {list(expect.cameras)}")
-    if expect.image_size is not None and tuple(meta.get("image_size", ())) != tuple(expect.image_size):
-        problems.append(f"image size: checkpoint {meta.get('image_size')} vs robot {list(expect.image_size)}")
-    if problems:
-        raise CheckpointError(f"checkpoint {path} does not match the robot: " + "; ".join(problems))
+def load_policy(path: str | Path, device: str = "cpu") -> BasePolicy:
+    """Rebuild the policy saved at ``path``, in eval mode on ``device``.
 
-
-def load_policy(path: str | Path, expect: Expectation | None = None, device: str = "cpu") -> BasePolicy:
-    """Rebuild the policy saved at ``path``, in eval mode on ``device``."""
+    Whether it fits a robot is control/robot_check.py's question (load_for_robot).
+    """
     path = Path(path)
     _check_files(path)
     meta = json.loads((path / "metadata.json").read_text())
-    if expect is not None:
-        check_expectation(meta, expect, path)
     try:
         cfg = PolicyConfig.from_dict(json.loads((path / "config.json").read_text()))
         stats = json.loads((path / "normalization.json").read_text())

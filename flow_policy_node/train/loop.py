@@ -5,6 +5,7 @@
         batch = next(data)               # dict of tensors (flow_policy_node.observation keys)
         loss = policy.loss(batch)        # CFM / MSE / DDPM loss
         loss.backward(); clip; AdamW step; LR warm-up + cosine; EMA update
+        every eval_every steps: the EMA policy's loss on held-out episodes (val_fraction)
     save_checkpoint(out, ema weights)
 
 Multi-GPU: launch with torchrun (``torchrun --nproc_per_node=4 -m flow_policy_node.cli
@@ -51,10 +52,12 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     resume: bool = False
     threads: int = 0  # CPU threads for torch (0: torch's default)
-    # Held-out episodes for a validation loss (in metrics.csv and loss.png), so overfitting
-    # shows. Needs a dataset with an ``episode`` array (ChunkDataset). 0: train on all.
+    # Held-out episodes for a validation loss (metrics.csv, the progress bar, loss.png), so
+    # that overfitting shows. Needs a dataset with an ``episode`` array (ChunkDataset); one
+    # with a single episode trains on all of it. 0: train on all, no validation loss.
     val_fraction: float = 0.0
-    val_batches: int = 4
+    eval_every: int = 200  # steps between validation losses (and at the last step)
+    val_batches: int = 4  # batches per validation loss: a few keep evaluation cheap
     cameras: list[str] | None = None  # cameras the policy sees; None: all of the dataset's
     # Which dataset feature is state, action, goal, which image key is which camera (a
     # dataset from lerobot-record names them its own way); the defaults are ours.
@@ -91,13 +94,16 @@ def _forever(loader: DataLoader, sampler):
 
 
 def split_episodes(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, held-out) sample indices, whole episodes held out (a random ``fraction``, at least one)."""
+    """(train, held-out) sample indices; whole episodes are held out, a random ``fraction``
+    of them and at least one, because samples of one episode overlap (chunks are windows on
+    the same motion) and would leak into the held-out loss. Nothing is held out of a
+    dataset with one episode."""
     episode = getattr(dataset, "episode", None)
     if episode is None:
         raise ValueError("val_fraction needs a dataset with an `episode` array (e.g. ChunkDataset)")
     episodes = sorted(set(episode.tolist()))
     if len(episodes) < 2:
-        raise ValueError(f"val_fraction needs at least 2 episodes, the dataset has {len(episodes)}")
+        return list(range(len(episode))), []
     n_val = max(1, round(fraction * len(episodes)))
     held = set(torch.randperm(len(episodes), generator=torch.Generator().manual_seed(seed))[:n_val].tolist())
     held = {episodes[i] for i in held}
@@ -157,18 +163,25 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         ema.load_state_dict(load_file(out / "model.safetensors"))
         step = load_train_state(out, optimizer)
 
+    val_idx: list[int] = []
+    val_episodes: list[int] = []
+    train_set: Dataset = dataset
     if cfg.val_fraction > 0:
         train_idx, val_idx = split_episodes(dataset, cfg.val_fraction, cfg.seed)
-        train_set: Dataset = Subset(dataset, train_idx)
-    else:
-        train_idx, val_idx, train_set = list(range(len(dataset))), [], dataset
+        if val_idx:
+            train_set = Subset(dataset, train_idx)
+            val_episodes = sorted({int(dataset.episode[i]) for i in val_idx})
+        elif rank == 0:
+            tqdm.write(
+                "no validation loss: the dataset has one episode, and only whole episodes are held out"
+            )
     sampler = DistributedSampler(train_set, seed=cfg.seed) if distributed else RandomSampler(train_set)
     loader = DataLoader(
         train_set,
         batch_size=cfg.batch_size,
         sampler=sampler,
         num_workers=cfg.num_workers,
-        drop_last=len(train_idx) > cfg.batch_size,
+        drop_last=len(train_set) > cfg.batch_size,
         pin_memory=device.type == "cuda",
     )
     data = _forever(loader, sampler)
@@ -190,7 +203,12 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
         "horizon": pcfg.horizon,
         "dataset": dataset_name,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "policy"},
+        # Which episodes the validation loss is on: evaluate on them to see generalisation.
+        "val_episodes": val_episodes,
+        "steps": step,
+        "val_loss": None,  # the last validation loss
     }
+    val_loss: float | None = None
 
     start = time.perf_counter()
     bar = tqdm(
@@ -216,11 +234,18 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
                 else:
                     e.copy_(p)
         step += 1
-        if writer and (step % cfg.log_every == 0 or step == cfg.steps):
+        evaluate = bool(val_idx) and rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+        if evaluate:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                val_loss = validation_loss(ema, dataset, val_idx, cfg, device)
+            tqdm.write(f"step {step}: validation loss {val_loss:.4g} (training batch {loss.item():.4g})")
+            if tb:
+                tb.add_scalar("val_loss", val_loss, step)
+        if writer and (step % cfg.log_every == 0 or evaluate or step == cfg.steps):
             row = [
                 step,
                 loss.item(),
-                validation_loss(ema, dataset, val_idx, cfg, device),
+                f"{val_loss:.6g}" if evaluate else "",
                 optimizer.param_groups[0]["lr"],
                 grad_norm.item(),
                 time.perf_counter() - start,
@@ -228,17 +253,19 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
             writer.writerow(row)
             if tb:
                 tb.add_scalar("loss", row[1], step)
-                if val_idx:
-                    tb.add_scalar("val_loss", row[2], step)
-            bar.set_postfix(loss=f"{row[1]:.4f}")
+            postfix = {"loss": f"{row[1]:.4f}"}
+            if val_loss is not None:
+                postfix["val"] = f"{val_loss:.4f}"
+            bar.set_postfix(postfix)
         bar.update(1)
+        meta.update(steps=step, val_loss=val_loss)
         if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
-            _save(out, ema, optimizer, step, dataset.meta.stats, {**meta, "steps": step}, policy)
+            _save(out, ema, optimizer, step, dataset.meta.stats, meta, policy)
     bar.close()
     if log_file:
         log_file.close()
     if rank == 0:
-        _save(out, ema, optimizer, step, dataset.meta.stats, {**meta, "steps": step}, policy)
+        _save(out, ema, optimizer, step, dataset.meta.stats, meta, policy)
         plot_loss(metrics_path, out / "loss.png")
     if distributed:
         dist.barrier()
@@ -247,21 +274,23 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
 
 
 def validation_loss(
-    policy: BasePolicy, dataset: Dataset, indices: list[int], cfg: TrainConfig, device
-) -> str:
-    """The EMA policy's loss on held-out samples ("" without any), with fixed noise and times."""
-    if not indices:
-        return ""
-    picked = indices[:: max(1, len(indices) // (cfg.val_batches * cfg.batch_size))]
-    loader = DataLoader(Subset(dataset, picked), batch_size=cfg.batch_size)
+    policy: BasePolicy, dataset: Dataset, indices: list[int], cfg: TrainConfig, device: torch.device
+) -> float:
+    """The policy's mean loss on up to ``val_batches`` batches of the samples at ``indices``.
+
+    The same samples, noise and times at every call (evenly spaced samples, a generator
+    seeded afresh), so that two values differ only because the weights do.
+    """
+    picked = indices[:: math.ceil(len(indices) / (cfg.val_batches * cfg.batch_size))]
     g = torch.Generator(device=device).manual_seed(cfg.seed)
     total, n = 0.0, 0
     with torch.no_grad():
-        for batch in loader:
+        for batch in DataLoader(Subset(dataset, picked), batch_size=cfg.batch_size):
             batch = {k: v.to(device) for k, v in batch.items()}
-            total += policy.loss(batch, generator=g).item() * len(batch[next(iter(batch))])
-            n += len(batch[next(iter(batch))])
-    return f"{total / n:.6g}"
+            size = len(next(iter(batch.values())))
+            total += policy.loss(batch, generator=g).item() * size
+            n += size
+    return total / n
 
 
 def _save(out: Path, ema, optimizer, step: int, stats: dict, meta: dict, policy) -> None:
