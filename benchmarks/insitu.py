@@ -114,8 +114,8 @@ def meta_cameras(checkpoint: Path) -> list[str]:
 
 def idle_cpu(checkpoint: Path, seconds: float) -> dict:
     """Sim, policy node and recorder up, no command: CPU over ``seconds``."""
-    from flow_policy_node.ros.demo import EvalClient
     from flow_policy_node.ros.graph import Graph, ros_args
+    from flow_policy_node.ros.graph_client import GraphClient, wait_until_active
 
     with Graph(log_dir=LOGS, domain_id=int(os.environ.get("ROS_DOMAIN_ID", 171))) as graph:
         cams = meta_cameras(checkpoint)
@@ -126,15 +126,12 @@ def idle_cpu(checkpoint: Path, seconds: float) -> dict:
             ros_args("policy_node.sim.yaml", checkpoint=str(checkpoint), command_embedding=False),
         )
         rec = graph.start("recorder_node", "recorder_node", ros_args("recorder_node.yaml", use_sim_time=True))
-        client = EvalClient(graph.domain_id)
-        try:
-            client.ready()
-            meter = CpuMeter({"sim_node": sim.pid, "policy_node": pol.pid, "recorder_node": rec.pid})
-            meter.start()
-            time.sleep(seconds)  # measuring an idle graph: nothing to wait for but time
-            procs, threads = meter.stop()
-        finally:
-            client.close()
+        with GraphClient("insitu_idle", graph.domain_id) as client:
+            wait_until_active(client, graph, "policy_node", timeout=120)
+        meter = CpuMeter({"sim_node": sim.pid, "policy_node": pol.pid, "recorder_node": rec.pid})
+        meter.start()
+        time.sleep(seconds)  # measuring an idle graph: nothing to wait for but time
+        procs, threads = meter.stop()
     return {"cpu_percent": procs, "threads": threads, "seconds": seconds}
 
 

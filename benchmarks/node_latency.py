@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flow_policy_node import names
+from flow_policy_node.names import absolute
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "test"))  # the synthetic datasets the tests train on
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -100,7 +103,7 @@ def end_to_end(checkpoint: Path, samples: int) -> dict:
     params = {
         "checkpoint": str(checkpoint),
         "cameras": ["front"],
-        "camera_topics": ["/camera/front/image_raw"],
+        "camera_topics": [absolute(names.camera_topic("front"))],
         "command": "pick up the red cube",
         "command_embedding": False,
         "execution_horizon": 1,
@@ -120,13 +123,13 @@ def end_to_end(checkpoint: Path, samples: int) -> dict:
     )
     rclpy.init()
     node = Node("node_latency_bench")
-    names = list(default_arm().joint_names)
-    js_pub = node.create_publisher(JointState, "/joint_states", 10)
-    img_pub = node.create_publisher(Image, "/camera/front/image_raw", 10)
+    joint_names = list(default_arm().joint_names)
+    js_pub = node.create_publisher(JointState, absolute(names.JOINT_STATES), 10)
+    img_pub = node.create_publisher(Image, absolute(names.camera_topic("front")), 10)
     received: list[tuple[float, int]] = []
     node.create_subscription(
         JointTrajectory,
-        "/arm_controller/joint_trajectory",
+        absolute(names.TRAJECTORY),
         lambda m: received.append((time.time(), len(m.points))),
         QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
     )
@@ -137,7 +140,7 @@ def end_to_end(checkpoint: Path, samples: int) -> dict:
 
     def joints() -> None:
         while not stop.is_set():
-            js_pub.publish(joint_state_msg(names, state, stamp=node.get_clock().now().to_msg()))
+            js_pub.publish(joint_state_msg(joint_names, state, stamp=node.get_clock().now().to_msg()))
             time.sleep(0.01)
 
     spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)

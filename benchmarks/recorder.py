@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from flow_policy_node import names
+from flow_policy_node.names import absolute
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "recorder.json"
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -53,8 +56,8 @@ def record(workdir: Path, seconds: float) -> dict:
     rclpy.init()
     node = Node("recorder_bench")
     load = SensorLoad(node, cfg, list(default_arm().joint_names))
-    start = node.create_client(StartEpisode, "/recorder/start_episode")
-    stop = node.create_client(StopEpisode, "/recorder/stop_episode")
+    start = node.create_client(StartEpisode, absolute(names.START_EPISODE))
+    stop = node.create_client(StopEpisode, absolute(names.STOP_EPISODE))
 
     def call(client, request):
         assert client.wait_for_service(timeout_sec=30), "recorder_node did not come up"
@@ -109,7 +112,7 @@ def read_only_seconds(bag: Path) -> float:
 def convert_seconds(bag: Path, out: Path) -> tuple[float, int]:
     from flow_policy_node.data.convert import ConvertConfig, convert
 
-    cfg = ConvertConfig(cameras={"front": "/camera/front/image_raw"}, action_topic=None)
+    cfg = ConvertConfig(cameras={"front": absolute(names.camera_topic("front"))}, action_topic=None)
     t = time.perf_counter()
     reports = convert([bag], out, cfg, progress=False)
     return time.perf_counter() - t, reports[0].frames

@@ -9,13 +9,16 @@ regular file, which fails for everyone.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+from policy_checkpoints import train_step_checkpoint
 from rosutil import FLOW_POLICY, children, cmdline, processes_with_env, wait_for
 
 # Children inherit the environment: marked with this, every process a command started is
@@ -178,3 +181,60 @@ def test_the_graph_reports_the_node_that_died_first(tmp_path: Path) -> None:
         assert not graph.wait(until="helper", timeout=0.5)  # still up: a timeout, no failure
         with pytest.raises(NodeFailed, match=r"node helper \(python\) was killed by SIGINT;"):
             graph.stop("helper", check=True)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return train_step_checkpoint(tmp_path_factory.mktemp("ckpt") / "step")
+
+
+@pytest.mark.parametrize("command", ["run", "sim"])
+def test_a_checkpoint_that_does_not_fit_the_robot_ends_the_command_with_the_reason(
+    tmp_path: Path, ros_domain: int, checkpoint: Path, command: str
+) -> None:
+    # A complete checkpoint (the command's own check passes), but for a robot whose third
+    # joint is called "elbow": the policy node fails to configure and would stay up, unconfigured.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(checkpoint, renamed)
+    meta = json.loads((renamed / "metadata.json").read_text())
+    meta["joint_names"][2] = "elbow"
+    (renamed / "metadata.json").write_text(json.dumps(meta))
+    args = ("run", str(renamed)) if command == "run" else ("sim", "--checkpoint", str(renamed))
+    env, entry = marked_env()
+    result = flow_policy(*args, "--out", str(tmp_path / "out"), cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = error_lines(result)
+    log = tmp_path / "out" / "logs" / "policy.log"
+    assert line.startswith("error: node policy could not configure: "), line
+    assert "robot lacks ['elbow']" in line and "checkpoint lacks ['joint_3']" in line, line
+    assert line.endswith(f"(its log: {log})"), line
+    assert "cannot configure" in log.read_text()
+    assert "running; Ctrl-C stops" not in result.stdout
+    assert processes_with_env(entry) == []
+
+
+def test_run_waits_for_the_policy_node_to_become_active(
+    tmp_path: Path, ros_domain: int, checkpoint: Path
+) -> None:
+    env, entry = marked_env(PYTHONUNBUFFERED="1")  # its lines as they are printed
+    proc = subprocess.Popen(
+        [FLOW_POLICY, "run", str(checkpoint), "--out", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("node logs:")
+        assert proc.stdout.readline().strip() == "waiting for the policy node to load its checkpoint"
+        assert proc.stdout.readline().strip() == "policy node active"  # blocks until it is
+        assert "active: waiting for a command" in (tmp_path / "logs" / "policy.log").read_text()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert processes_with_env(entry) == []

@@ -81,6 +81,37 @@ def test_launch_files_use_relative_ros_names(path: Path) -> None:
             raise AssertionError(f"{path.name} names {s!r} absolutely")
 
 
+def test_parameter_files_spell_the_topic_names_of_the_code() -> None:
+    """config/*.yaml write every name out for users to edit; out of the box they must be
+    flow_policy_node/names.py's, the names the code uses by default (a real arm's file
+    names its own cameras and success topic)."""
+    from flow_policy_node import names
+    from flow_policy_node.control.config import PolicyNodeConfig
+    from flow_policy_node.ros.recorder_node import DEFAULT_TOPICS
+
+    def params(file: str) -> dict:
+        (node,) = yaml.safe_load((CONFIG / file).read_text()).values()
+        return node["ros__parameters"]
+
+    topics = {f: v for f, v in vars(PolicyNodeConfig()).items() if f.endswith(("_topic", "_topics"))}
+    assert {k: v for k, v in params("policy_node.sim.yaml").items() if k in topics} == topics
+    real = params("policy_node.real.yaml")
+    assert {k: real[k] for k in topics if k not in ("camera_topics", "task_success_topic")} == {
+        k: v for k, v in topics.items() if k not in ("camera_topics", "task_success_topic")
+    }
+    sim = params("sim_node.yaml")
+    assert (sim["image_topic_format"], sim["trajectory_topic"]) == (
+        names.CAMERA_TOPIC_FORMAT,
+        names.TRAJECTORY,
+    )
+    recorder = params("recorder_node.yaml")
+    assert recorder["topics"] == DEFAULT_TOPICS and recorder["command_topic"] == names.COMMAND
+    assert recorder["latched_topics"] == [names.GOAL, names.TASK_SUCCESS]
+    teleop = params("teleop_node.yaml")
+    assert (teleop["trajectory_topic"], teleop["command_topic"]) == (names.TRAJECTORY, names.COMMAND)
+    assert teleop["recorder_node"] == names.RECORDER_NODE
+
+
 def test_package_xml_depends_on_every_package_a_launch_file_starts() -> None:
     depends = set(re.findall(r"<exec_depend>([\w-]+)</exec_depend>", (REPO / "package.xml").read_text()))
     for path in LAUNCH:

@@ -287,6 +287,7 @@ def test_bad_inputs_hold_the_arm_and_say_why(probe, checkpoint, tmp_path) -> Non
 
 
 def test_execute_action_feedback_success_timeout_cancel(probe, checkpoint, tmp_path) -> None:
+    from action_msgs.msg import GoalStatus
     from rclpy.action import ActionClient
     from std_msgs.msg import Bool
 
@@ -311,10 +312,14 @@ def test_execute_action_feedback_success_timeout_cancel(probe, checkpoint, tmp_p
             assert handle.accepted
             return handle, feedback
 
-        def result_of(handle):
+        def final(handle):
+            """The goal's terminal status and result."""
             future = handle.get_result_async()
             assert probe.spin_until(future.done, 20)
-            return future.result().result
+            return future.result().status, future.result().result
+
+        def result_of(handle):
+            return final(handle)[1]
 
         handle, feedback = send(TASKS[0], 30.0)
         assert probe.spin_until(lambda: len(feedback) >= 2 and len(probe.chunks_after(0)) > 0)
@@ -342,6 +347,22 @@ def test_execute_action_feedback_success_timeout_cancel(probe, checkpoint, tmp_p
         handle, _ = send("open the door", 5.0)
         result = result_of(handle)
         assert not result.success and "unknown command" in result.message
+
+        # One goal at a time: a newer goal aborts the running one, and a command on the
+        # topic preempts the newest; each ends once, saying so.
+        first, _ = send(TASKS[0], 0.0)
+        n = len(probe.traj)
+        assert probe.spin_until(lambda: len(probe.chunks_after(n)) > 0)
+        second, second_feedback = send(TASKS[1], 0.0)
+        status, result = final(first)
+        assert status == GoalStatus.STATUS_ABORTED and "preempted" in result.message, result
+        assert probe.spin_until(lambda: len(second_feedback) > 0)
+        assert second_feedback.messages[-1].feedback.resolved_task == TASKS[1]
+        probe.publish_command(TASKS[0])
+        status, result = final(second)
+        assert status == GoalStatus.STATUS_ABORTED and "preempted" in result.message, result
+        assert result.resolved_task == TASKS[1]
+        assert probe.wait_status(lambda m: m.state == "running").command == TASKS[0]
     assert proc.returncode == 0, output(proc)
 
 
@@ -416,6 +437,41 @@ def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) ->
         assert probe.spin_until(lambda: not node.runtime.inferring, 60)
         probe.assert_no_motion(0.5)  # disabled during inference: its chunk is dropped
         assert node.state() == "disabled"
+    finally:
+        probe.close()
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+
+
+def test_deactivating_ends_the_running_goal_and_holds(rclpy_context, checkpoint) -> None:
+    from rclpy.action import ActionClient
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from flow_policy_msgs.action import ExecuteCommand
+
+    node = make_node(rclpy_context, checkpoint=str(checkpoint))
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    probe = Probe(rclpy_context)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        client = ActionClient(probe.node, ExecuteCommand, "/flow_policy/execute")
+        assert client.wait_for_server(timeout_sec=10)
+        sent = client.send_goal_async(ExecuteCommand.Goal(command=TASKS[0], timeout_s=0.0))
+        assert probe.spin_until(sent.done, 10) and sent.result().accepted
+        probe.wait_chunk()
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        result = sent.result().get_result_async()
+        assert probe.spin_until(result.done, 10)
+        assert not result.result().result.success and result.result().result.message == "node deactivated"
+        assert node.runtime.task == "" and node.runtime.holding_reason == "deactivated"
+        probe.assert_no_motion(0.5)  # lifecycle publishers: nothing goes out while inactive
+        assert node.state() == "idle"
     finally:
         probe.close()
         node.close()

@@ -6,6 +6,7 @@ what the node would publish and log.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,16 @@ from policy_checkpoints import JOINTS, SIZE, TASKS, bright_image, train_step_che
 from flow_policy_node.control.commands import LOADING, NOT_YET, Embedder, minilm_embedder
 from flow_policy_node.control.config import PolicyNodeConfig
 from flow_policy_node.control.loading import load_runtime
-from flow_policy_node.control.runtime import DISABLED, HOLDING, IDLE, RUNNING, PolicyRuntime, Trajectory
+from flow_policy_node.control.runtime import (
+    DISABLED,
+    HOLDING,
+    IDLE,
+    PREEMPTED,
+    RUNNING,
+    GoalOutcome,
+    PolicyRuntime,
+    Trajectory,
+)
 
 STATE = np.array([0.1, -0.2, 0.3, -0.1, 0.2, -0.3, 0.02])
 
@@ -44,9 +54,20 @@ class Recorder:
     def __init__(self) -> None:
         self.trajectories: list[Trajectory] = []
         self.logs: list[tuple[str, str]] = []
+        self.published = threading.Condition()
 
     def publish(self, trajectory: Trajectory) -> None:
-        self.trajectories.append(trajectory)
+        with self.published:
+            self.trajectories.append(trajectory)
+            self.published.notify_all()
+
+    def wait_chunks(self, n: int, timeout: float = 60.0) -> bool:
+        """Wait until ``n`` chunks (trajectories of more than one point) have been published."""
+        with self.published:
+            return self.published.wait_for(lambda: len(self.chunks()) >= n, timeout)
+
+    def chunks(self) -> list[Trajectory]:
+        return [t for t in self.trajectories if len(t.positions) > 1]
 
     def log(self, level: str, text: str) -> None:
         self.logs.append((level, text))
@@ -176,3 +197,99 @@ def test_free_text_waits_for_the_language_model_and_configure_does_not(checkpoin
     rt.command(TASKS[0])
     loader.gate.set()
     assert rt.resolver.loaded.wait(60) and rt.task == TASKS[0]
+
+
+class Outcomes(list):
+    """A goal's ``done`` callback: keeps every outcome it is given."""
+
+    def __call__(self, outcome: GoalOutcome) -> None:
+        self.append(outcome)
+
+
+def test_a_goal_ends_on_success_or_timeout_on_the_runtime_clock(checkpoint) -> None:
+    clock = Clock()
+    rt, sink = make(checkpoint, clock)
+    observe(rt, clock)
+    done = Outcomes()
+    assert rt.start_goal(TASKS[0], 4.0, done).task == TASKS[0]
+    assert not rt.idle and rt.task == TASKS[0] and rt.step()
+    clock.t += 1.0
+    observe(rt, clock)
+    assert rt.step()
+    progress = rt.goal_step()
+    assert progress.task == TASKS[0] and progress.progress == pytest.approx(0.25) and progress.chunks == 2
+    clock.t += 0.5
+    rt.task_succeeded()
+    assert done == [GoalOutcome(True, f"{TASKS[0]!r} succeeded after 1.5 s", 1.5, 2)]
+    assert rt.goal_step() is None and rt.task == "" and rt.idle
+    assert rt.holding_reason == "task succeeded" and len(sink.trajectories[-1].positions) == 1  # holds
+    rt.task_succeeded()  # the latched success again, or one with no goal: nothing to end
+    assert len(done) == 1
+
+    timed_out = Outcomes()
+    rt.start_goal(TASKS[1], 1.0, timed_out)
+    clock.t += 0.9
+    assert rt.goal_step().progress == pytest.approx(0.9) and timed_out == []
+    clock.t += 0.2  # simulated seconds: the goal times out on the clock it was given
+    assert rt.goal_step() is None
+    assert timed_out[0].message == "timed out after 1.0 s without task success" and not timed_out[0].success
+    assert timed_out[0].elapsed_s == pytest.approx(1.1) and rt.holding_reason == "goal timed out"
+    assert rt.task == "" and rt.state() == IDLE
+
+    endless = Outcomes()
+    rt.start_goal(TASKS[1], 0.0, endless)  # no timeout: runs until told otherwise
+    clock.t += 1e4
+    assert rt.goal_step().progress == 0.0 and endless == []
+    rt.abort_goal("canceled: holding", hold="goal canceled")
+    assert endless[0].message == "canceled: holding" and rt.holding_reason == "goal canceled"
+    assert rt.task == "" and rt.goal_step() is None
+
+
+def test_a_goal_is_preempted_by_a_newer_goal_a_command_or_a_reset(checkpoint) -> None:
+    clock = Clock()
+    rt, _ = make(checkpoint, clock)
+    first, second, third, fourth = Outcomes(), Outcomes(), Outcomes(), Outcomes()
+    rt.start_goal(TASKS[0], 10.0, first)
+    rt.start_goal(TASKS[1], 10.0, second)  # the newest goal wins
+    assert [o.message for o in first] == [PREEMPTED] and not first[0].success
+    assert second == [] and rt.task == TASKS[1] and rt.goal_step().task == TASKS[1]
+    rt.command(TASKS[0])  # a command on the topic replaces the goal, and runs
+    assert [o.message for o in second] == [PREEMPTED] and rt.task == TASKS[0]
+    rt.start_goal(TASKS[1], 10.0, third)
+    rt.command("open the door")  # even a refused command: the goal's task no longer runs
+    assert [o.message for o in third] == [PREEMPTED] and rt.task == ""
+    rt.start_goal(TASKS[1], 10.0, fourth)
+    rt.reset()
+    assert [o.message for o in fourth] == [PREEMPTED] and rt.goal_step() is None
+    # A goal whose command does not resolve never starts: nothing to end later.
+    refused = Outcomes()
+    res = rt.start_goal("open the door", 10.0, refused)
+    assert res.task is None and "unknown command" in res.message and rt.goal_step() is None
+    rt.reset()
+    assert refused == [] and [len(o) for o in (first, second, third, fourth)] == [1, 1, 1, 1]
+
+
+def test_the_inference_thread_runs_on_fresh_frames_and_survives_a_failure(checkpoint) -> None:
+    clock = Clock()
+    rt, sink = make(checkpoint, clock)
+    rt.start_inference()
+    try:
+        rt.command(TASKS[0])
+        observe(rt, clock)  # a fresh primary frame wakes the thread
+        assert sink.wait_chunks(1), sink.logs
+        # A frame of the right size that the model cannot take (4 channels): the thread
+        # holds, says why, and carries on with the next good frame.
+        clock.t += 0.5
+        rt.put_joints(STATE, clock.t)
+        rt.put_image("front", np.zeros((SIZE, SIZE, 4), np.uint8), clock.t, "camera/front/image_raw")
+        with sink.published:  # the hold trajectory
+            failed = sink.published.wait_for(lambda: rt.holding_reason.startswith("inference failed"), 30)
+        assert failed, sink.logs
+        assert rt.state() == HOLDING and rt.last_error.startswith("inference failed")
+        clock.t += 0.5
+        observe(rt, clock)
+        assert sink.wait_chunks(2), sink.logs
+        assert rt.state() == RUNNING
+    finally:
+        rt.stop_inference()
+    assert not any(t.name == "inference" for t in threading.enumerate())

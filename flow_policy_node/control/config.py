@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from flow_policy_node import names
 from flow_policy_node.control.chunking import MODES
 from flow_policy_node.robot import default_arm
 
@@ -44,19 +45,19 @@ class PolicyNodeConfig:
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
     # one topic per camera; a topic ending in /compressed is read as CompressedImage
     camera_topics: list[str] = field(
-        default_factory=lambda: ["camera/front/image_raw", "camera/wrist/image_raw"]
+        default_factory=lambda: [names.camera_topic("front"), names.camera_topic("wrist")]
     )
     max_aspect_change: float = 0.1  # images whose aspect differs more are refused, not resized
     base_frame: str = "base_link"  # frame of goals and of the predicted path
     tcp_link: str = "tcp"  # link whose path is drawn
     # topics: relative names, so that a namespace (launch argument) prefixes them all
-    joint_state_topic: str = "joint_states"
-    trajectory_topic: str = "arm_controller/joint_trajectory"
-    command_topic: str = "flow_policy/command"
-    goal_topic: str = "clicked_point"
-    task_success_topic: str = "sim/task_success"
-    status_topic: str = "flow_policy/status"
-    path_topic: str = "flow_policy/predicted_path"
+    joint_state_topic: str = names.JOINT_STATES
+    trajectory_topic: str = names.TRAJECTORY
+    command_topic: str = names.COMMAND
+    goal_topic: str = names.GOAL
+    task_success_topic: str = names.TASK_SUCCESS
+    status_topic: str = names.POLICY_STATUS
+    path_topic: str = names.PREDICTED_PATH
     # QoS
     sensor_qos: str = "best_effort"  # best_effort | reliable (images, joint states)
     qos_depth: int = 10  # the trajectory publisher's; sensors keep only the newest sample

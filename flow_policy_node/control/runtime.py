@@ -2,9 +2,10 @@
 
 :class:`PolicyRuntime` owns the observation cache, command resolution, chunk scheduling,
 the safety limits, hold reasons and timing figures. The ROS node feeds it (``put_*``,
-``command``, ``set_enabled``, ``reset``), calls :meth:`PolicyRuntime.step` from its
-inference thread, and turns what comes out through the :class:`Sink` into messages. Unit
-tests drive it with a fake clock and a recording sink.
+``command``, ``set_enabled``, ``reset``, the goal calls of its ExecuteCommand action),
+starts and stops its inference thread, and turns what comes out through the :class:`Sink`
+into messages. Unit tests call :meth:`PolicyRuntime.step` and :meth:`PolicyRuntime.goal_step`
+themselves, with a fake clock and a recording sink.
 
 Timing: a chunk covers ``execution_horizon`` control steps before the next one takes
 over, so inference has that long (the *budget*) from observation to published chunk. A
@@ -33,6 +34,7 @@ from flow_policy_node.observation import Observation
 
 # PolicyStatus states (flow_policy_msgs/msg/PolicyStatus), as plain strings: no ROS here.
 UNCONFIGURED, IDLE, RUNNING, HOLDING, DISABLED = "unconfigured", "idle", "running", "holding", "disabled"
+PREEMPTED = "preempted: a newer goal, command or reset replaced this one"
 
 
 @dataclass
@@ -55,6 +57,32 @@ class Sink(Protocol):
     def publish(self, trajectory: Trajectory) -> None: ...
 
     def log(self, level: str, text: str) -> None: ...
+
+
+@dataclass
+class GoalOutcome:
+    """How a goal ended; ``elapsed_s`` on the runtime's clock, ``chunks`` published meanwhile."""
+
+    success: bool
+    message: str
+    elapsed_s: float
+    chunks: int
+
+
+@dataclass
+class GoalProgress:
+    task: str
+    progress: float  # elapsed / timeout in [0, 1]; 0 without a timeout
+    chunks: int
+
+
+@dataclass
+class _Goal:
+    task: str
+    start: float
+    timeout: float  # <= 0: none
+    first_chunk: int
+    done: Callable[[GoalOutcome], None]
 
 
 @dataclass
@@ -119,6 +147,9 @@ class PolicyRuntime:
         self._late_logged_at = -1e9
         self.kinematics = None  # forward kinematics for drawing the predicted path (optional)
         self._waiting_command = ""  # free text given before the language model was ready
+        self.active_goal: _Goal | None = None  # the ExecuteCommand goal being run, if any
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
         resolver.when_loaded(self._language_model_loaded)
 
     # --- inputs -----------------------------------------------------------------------------
@@ -128,8 +159,18 @@ class PolicyRuntime:
         """Commanded and enabled: new observations should wake the inference thread."""
         return self.enabled and bool(self.task)
 
+    @property
+    def idle(self) -> bool:
+        """No goal and no task: nothing needs a sensor message the moment it arrives."""
+        return self.active_goal is None and not self.running
+
+    def _observed(self, stream: str) -> None:
+        if stream == self.cache.primary and self.running:
+            self._wake.set()
+
     def put_joints(self, positions: np.ndarray, stamp: float) -> None:
         self.cache.put(JOINTS, positions, stamp)
+        self._observed(JOINTS)
 
     def put_image(self, camera: str, rgb: np.ndarray, stamp: float, source: str) -> None:
         """Store an (h, w, 3) uint8 frame, resized to the model's size when the aspect allows."""
@@ -148,9 +189,12 @@ class PolicyRuntime:
         if not rgb.flags.writeable:  # a view of the message buffer: torch wants its own copy
             rgb = rgb.copy()
         self.cache.put(camera, rgb, stamp)
+        self._observed(camera)
 
     def put_error(self, stream: str, error: str) -> None:
+        """The newest message on ``stream`` could not be used: hold, saying ``error``."""
         self.cache.put_error(stream, error)
+        self._observed(stream)
 
     def set_goal(self, point: np.ndarray, frame: str) -> str:
         """Use ``point`` (base frame) as the goal; returns why not ("" when accepted)."""
@@ -170,8 +214,10 @@ class PolicyRuntime:
 
         wait_for_model: free text that comes before the language model is loaded runs once
         it is, unless another command or a reset comes first (the node's initial
-        ``command`` parameter: configure does not wait for the model).
+        ``command`` parameter: configure does not wait for the model). A goal being run is
+        preempted, whether the command resolves or not.
         """
+        self._end_goal(False, PREEMPTED)
         res = self.resolver.resolve(text)
         waiting = wait_for_model and res.how == "loading"
         with self._lock:
@@ -191,6 +237,7 @@ class PolicyRuntime:
             with self._lock:
                 self.task, self.last_error, self.chunks_since_command = res.task, "", 0
             self.sink.log("info", f"command: {res.message}")
+            self._wake.set()  # run on the newest frame now, not on the next one
         return res
 
     def _language_model_loaded(self, resolver: CommandResolver) -> None:
@@ -212,11 +259,13 @@ class PolicyRuntime:
     def set_enabled(self, enabled: bool) -> None:
         with self._lock:
             self.enabled = bool(enabled)
+        self._wake.set()
         if not enabled:
             self.hold("disabled")
 
     def reset(self) -> None:
-        """Hold, forget the command and the goal."""
+        """Hold, forget the command and the goal point; a goal being run is preempted."""
+        self._end_goal(False, PREEMPTED)
         self.hold("reset")
         with self._lock:
             self.task, self.last_error, self.chunks_since_command = "", "", 0
@@ -229,19 +278,89 @@ class PolicyRuntime:
         with self._lock:
             self.task = ""
 
-    # --- the inference thread's step ----------------------------------------------------------
+    # --- goals: the node's ExecuteCommand action, one at a time -------------------------------
 
-    def start_thread(self) -> None:
-        """Call first on the thread that will call :meth:`step`.
+    def start_goal(self, text: str, timeout: float, done: Callable[[GoalOutcome], None]) -> Resolution:
+        """Run ``text`` until the task succeeds, ``timeout`` s pass (<= 0: never), or the goal
+        is canceled or preempted; ``done`` gets the outcome, once. A command that does not
+        resolve starts no goal (the resolution says why)."""
+        res = self.command(text)
+        if res.task is not None:
+            with self._lock:
+                self.active_goal = _Goal(res.task, self.clock(), timeout, self.chunk_id, done)
+        return res
 
-        torch's intra-op thread count is an OpenMP setting of the calling thread: set on the
-        executor's thread at configure, it left the inference thread on the default (one per
-        core), and on 2 busy cores each chunk took twice its offline time.
-        """
+    def goal_step(self) -> GoalProgress | None:
+        """Time the goal out (on the runtime's clock, so simulated seconds under sim time);
+        its progress while it runs, None when there is none."""
+        goal, now = self.active_goal, self.clock()
+        if goal is None:
+            return None
+        elapsed = now - goal.start
+        if goal.timeout > 0 and elapsed > goal.timeout:
+            self._end_goal(
+                False, f"timed out after {goal.timeout:.1f} s without task success", "goal timed out"
+            )
+            return None
+        progress = min(1.0, elapsed / goal.timeout) if goal.timeout > 0 else 0.0
+        return GoalProgress(goal.task, progress, self.chunk_id - goal.first_chunk)
+
+    def task_succeeded(self) -> None:
+        """The robot reports success: the goal, if any, succeeds and the arm holds."""
+        goal = self.active_goal
+        if goal is not None:
+            elapsed = self.clock() - goal.start
+            self._end_goal(True, f"{goal.task!r} succeeded after {elapsed:.1f} s", "task succeeded")
+
+    def abort_goal(self, message: str, hold: str) -> None:
+        """End the goal, if any, unsuccessfully (canceled, node deactivated) and hold, saying ``hold``."""
+        self._end_goal(False, message, hold)
+
+    def _end_goal(self, success: bool, message: str, hold: str = "") -> None:
+        """Resolve the goal; ``hold``: also stop the task and hold the arm, saying why."""
+        with self._lock:
+            goal, self.active_goal = self.active_goal, None
+        if goal is None:
+            return
+        if hold:
+            self.stop(hold)
+        goal.done(GoalOutcome(success, message, self.clock() - goal.start, self.chunk_id - goal.first_chunk))
+
+    # --- the inference thread -----------------------------------------------------------------
+
+    def start_inference(self) -> None:
+        """Start the thread that runs :meth:`step` on each fresh primary frame (the node: activate)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._infer, name="inference", daemon=True)
+        self._thread.start()
+
+    def stop_inference(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def _infer(self) -> None:
+        # torch's intra-op thread count is an OpenMP setting of the calling thread: set on the
+        # executor's thread at configure, it left this thread on the default (one per core),
+        # and on 2 busy cores each chunk took twice its offline time.
         if self.cfg.torch_threads > 0:
             import torch
 
             torch.set_num_threads(self.cfg.torch_threads)
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.5)  # also re-checks staleness when frames stop coming
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.step()
+            except Exception as exc:  # never let the thread die silently: hold and report
+                self.last_error = f"inference failed: {exc}"
+                self.hold(f"inference failed: {type(exc).__name__}: {exc}")
+
+    # --- the inference thread's step ----------------------------------------------------------
 
     def step(self) -> bool:
         """Predict and publish the next chunk if one is due; True when a chunk went out."""
@@ -363,6 +482,14 @@ class PolicyRuntime:
         if not self.task:
             return IDLE
         return HOLDING if self.holding_reason else RUNNING
+
+    def tcp_path(self, traj: Trajectory) -> np.ndarray | None:
+        """The tool's positions (N, 3) along ``traj`` from its start, for drawing; None
+        without kinematics or for a hold."""
+        if self.kinematics is None or len(traj.positions) < 2:
+            return None
+        q = np.vstack([traj.start[None], traj.positions])
+        return self.kinematics.positions(q, self.joint_names, self.cfg.tcp_link)
 
     def observation_age(self) -> float:
         return float(self.cache.snapshot(self.clock())[1])

@@ -22,7 +22,9 @@ import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from flow_policy_node import names
 from flow_policy_node.images import ImageError, compressed_to_rgb, image_to_rgb
+from flow_policy_node.names import absolute
 from flow_policy_node.robot import default_arm
 
 STATE, ACTION, COMMAND, GOAL = "state", "action", "command", "goal"
@@ -44,13 +46,14 @@ class EpisodeSkipped(Exception):
 class BagTopics:
     """Which topic plays which part, and the joint order to read joint vectors in."""
 
-    state_topic: str = "/joint_states"
+    # Fully qualified, as a bag recorded in the root namespace names its topics.
+    state_topic: str = absolute(names.JOINT_STATES)
     cameras: dict[str, str] = field(
-        default_factory=lambda: {"front": "/camera/front/image_raw", "wrist": "/camera/wrist/image_raw"}
+        default_factory=lambda: {c: absolute(names.camera_topic(c)) for c in ("front", "wrist")}
     )
-    action_topic: str | None = "/arm_controller/joint_trajectory"  # None: no commanded trajectory
-    command_topic: str = "/flow_policy/command"
-    goal_topic: str = "/clicked_point"
+    action_topic: str | None = absolute(names.TRAJECTORY)  # None: no commanded trajectory
+    command_topic: str = absolute(names.COMMAND)
+    goal_topic: str = absolute(names.GOAL)
     joint_names: list[str] = field(default_factory=lambda: list(default_arm().joint_names))
 
     def topic_of(self, stream: str) -> str:

@@ -3,7 +3,9 @@
 Each starts our nodes as separate processes with the same YAML parameter files the
 launch files use (config/), loopback-only DDS, and stops them on Ctrl-C. Every command
 has a run directory (``--out``); each node logs to ``<out>/logs/<node>.log``, and a node
-that dies ends the command with its exit code and the last error lines of its log.
+that dies ends the command with its exit code and the last error lines of its log. `run`
+and `sim --checkpoint` wait for the policy node to become active: one whose checkpoint
+does not fit the robot ends the command with the node's own reason.
 """
 
 from __future__ import annotations
@@ -13,28 +15,31 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flow_policy_node import names
 from flow_policy_node.cli_common import check_writable
+from flow_policy_node.names import absolute
 
 if TYPE_CHECKING:
     from flow_policy_node.ros.graph import Graph
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # Options without a default leave the node's parameter to its config/*.yaml.
     s = subparsers.add_parser("sim", help="start the MuJoCo sim node (and a policy node with --checkpoint)")
-    s.add_argument("--task", default="pick_red")
+    s.add_argument("--task", help="task to start with (default: sim_node.yaml's)")
     s.add_argument("--checkpoint", type=Path, help="also run policy_node with this checkpoint")
-    s.add_argument("--real-time-factor", type=float, default=1.0)
+    s.add_argument("--real-time-factor", type=float, help="default: sim_node.yaml's")
     s.add_argument("--out", type=Path, default=Path("runs/sim"), help="run directory: node logs in OUT/logs")
     s.set_defaults(func=run_sim)
 
     r = subparsers.add_parser("record", help="record teleop demos: sim + scripted teleop + recorder")
-    r.add_argument("--tasks", nargs="+", default=["pick_red"])
+    r.add_argument("--tasks", nargs="+", help="default: teleop_node.yaml's")
     r.add_argument("--episodes", type=int, default=10)
     r.add_argument(
         "--out", type=Path, default=Path("runs/bags"), help="episodes (bags); node logs in OUT/logs"
     )
-    r.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    r.add_argument("--real-time-factor", type=float, default=3.0)
+    r.add_argument("--storage", choices=("mcap", "sqlite3"), help="default: recorder_node.yaml's")
+    r.add_argument("--real-time-factor", type=float, default=3.0, help="recording runs faster than real time")
     r.set_defaults(func=run_record)
 
     p = subparsers.add_parser("run", help="run policy_node on a robot's topics (real arm or any sim)")
@@ -82,6 +87,21 @@ def _until_interrupted(graph: Graph) -> int:
     return 0
 
 
+def _given(**params) -> dict:
+    """The parameters the user gave (the others stay the YAML's)."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _wait_for_policy(graph: Graph, name: str) -> None:
+    """Return once the policy node is active; a checkpoint that does not fit ends the command."""
+    from flow_policy_node.ros.graph_client import GraphClient, wait_until_active
+
+    print("waiting for the policy node to load its checkpoint")
+    with GraphClient("flow_policy_cli", graph.domain_id) as client:
+        wait_until_active(client, graph, name)
+    print("policy node active")
+
+
 def _check_tasks(tasks: list[str]) -> None:
     """An unknown task is refused here, naming the known ones, rather than by a node."""
     from flow_policy_node.sim.tasks import get_task
@@ -100,40 +120,41 @@ def _check_checkpoint(checkpoint: Path) -> None:
 def run_sim(args: argparse.Namespace) -> int:
     from flow_policy_node.ros.graph import ros_args
 
-    _check_tasks([args.task])
+    if args.task:
+        _check_tasks([args.task])
     if args.checkpoint:
         _check_checkpoint(args.checkpoint)
     with _graph(args.out) as graph:
-        graph.start(
-            "sim",
-            "sim_node",
-            ros_args("sim_node.yaml", task=args.task, real_time_factor=args.real_time_factor),
-        )
+        params = _given(task=args.task, real_time_factor=args.real_time_factor)
+        graph.start("sim", "sim_node", ros_args("sim_node.yaml", **params))
         if args.checkpoint:
             graph.start(
                 "policy", "policy_node", ros_args("policy_node.sim.yaml", checkpoint=str(args.checkpoint))
             )
-        print("running; Ctrl-C stops (try: ros2 topic pub --once /flow_policy/command std_msgs/String ...)")
+            _wait_for_policy(graph, "policy")
+        topic = absolute(names.COMMAND)
+        print(f"running; Ctrl-C stops (try: ros2 topic pub --once {topic} std_msgs/String ...)")
         return _until_interrupted(graph)
 
 
 def run_record(args: argparse.Namespace) -> int:
     from flow_policy_node.ros.graph import ros_args
 
-    _check_tasks(args.tasks)
+    if args.tasks:
+        _check_tasks(args.tasks)
     with _graph(args.out, "episodes") as graph:
         graph.start("sim", "sim_node", ros_args("sim_node.yaml", real_time_factor=args.real_time_factor))
+        recorder = _given(storage=args.storage)
         graph.start(
             "recorder",
             "recorder_node",
-            ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(args.out), storage=args.storage),
+            ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(args.out), **recorder),
         )
+        teleop = _given(tasks=args.tasks)
         graph.start(
             "teleop",
             "teleop_node",
-            ros_args(
-                "teleop_node.yaml", use_sim_time=True, tasks=args.tasks, episodes=args.episodes, record=True
-            ),
+            ros_args("teleop_node.yaml", use_sim_time=True, episodes=args.episodes, record=True, **teleop),
         )
         graph.wait(until="teleop")
         graph.stop("recorder", check=True)  # it closes the last episode on the way out
@@ -147,6 +168,7 @@ def run_policy(args: argparse.Namespace) -> int:
     _check_checkpoint(args.checkpoint)
     with _graph(args.out) as graph:
         graph.start("policy", "policy_node", ros_args(args.params, checkpoint=str(args.checkpoint)))
+        _wait_for_policy(graph, "policy")
         return _until_interrupted(graph)
 
 

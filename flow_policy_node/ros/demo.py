@@ -5,7 +5,7 @@
 2. convert: bags -> LeRobot v3 dataset;
 3. train: a flow policy on it;
 4. evaluate closed loop through ROS: sim_node + policy_node, one ExecuteCommand action
-   per episode, the outcome from the simulator's /sim/task_success;
+   per episode, the outcome from the simulator's sim/task_success;
 5. report: markdown + PNGs (loss curve, success per task, example trajectories, chunk
    latency histogram) in the output folder.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -24,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from flow_policy_node import names
 from flow_policy_node.ros.graph import Graph, ros_args
+from flow_policy_node.ros.graph_client import GraphClient, wait_until_active
 from flow_policy_node.sim.tasks import get_task
 
 
@@ -90,147 +91,162 @@ def _domain() -> int:
     return int(os.environ.get("ROS_DOMAIN_ID") or 150 + os.getpid() % 80)
 
 
-def collect(cfg: DemoConfig, graph: Graph, bags: Path) -> None:
+def collect(cfg: DemoConfig, graph: Graph, client: GraphClient, bags: Path) -> None:
+    from std_msgs.msg import String
+
     n = cfg.demos_per_task * len(cfg.tasks)
-    graph.start(
-        "sim_collect",
-        "sim_node",
-        ros_args(
-            "sim_node.yaml",
-            real_time_factor=cfg.real_time_factor,
-            cameras=list(cfg.record_cameras),
-            randomize_scene=cfg.randomize_scene,
-        ),
-    )
-    graph.start(
-        "recorder", "recorder_node", ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(bags))
-    )
-    graph.start(
-        "teleop",
-        "teleop_node",
-        ros_args(
-            "teleop_node.yaml",
-            use_sim_time=True,
-            tasks=list(cfg.tasks),
-            episodes=n,
-            seed=cfg.seed,
-            record=True,
-        ),
-    )
-    log = graph.log_path("teleop")
     with tqdm(total=n, desc="collect demos (ROS)", unit="episode") as bar:
-        while not graph.wait(until="teleop", timeout=0.5):
-            bar.update(len(re.findall(r"episode \d+/\d+", log.read_text())) - bar.n)
-        bar.update(n - bar.n)
+        # The teleop node announces each episode's command: one message, one episode begun.
+        # Subscribed before it starts, so that none is missed.
+        announced = client.node.create_subscription(String, names.COMMAND, lambda _msg: bar.update(), n)
+        graph.start(
+            "sim_collect",
+            "sim_node",
+            ros_args(
+                "sim_node.yaml",
+                real_time_factor=cfg.real_time_factor,
+                cameras=list(cfg.record_cameras),
+                randomize_scene=cfg.randomize_scene,
+            ),
+        )
+        graph.start(
+            "recorder",
+            "recorder_node",
+            ros_args("recorder_node.yaml", use_sim_time=True, output_dir=str(bags)),
+        )
+        graph.start(
+            "teleop",
+            "teleop_node",
+            ros_args(
+                "teleop_node.yaml",
+                use_sim_time=True,
+                tasks=list(cfg.tasks),
+                episodes=n,
+                seed=cfg.seed,
+                record=True,
+            ),
+        )
+        graph.wait(until="teleop")
+        client.node.destroy_subscription(announced)
+        bar.update(n - bar.n)  # the last episode ended with the teleop node
     graph.stop("recorder", check=True)  # it closes the last episode on the way out
     graph.stop("sim_collect")
 
 
 class EvalClient:
-    """In-process rclpy client: resets the sim, sends ExecuteCommand, records what happens."""
+    """Resets the sim, sends ExecuteCommand, records what happens; on the demo's own node.
 
-    def __init__(self, domain: int) -> None:
-        import rclpy
+    cameras: the policy's, whose first frames of a new scene each episode waits for.
+    """
+
+    def __init__(self, client: GraphClient, cameras: tuple[str, ...]) -> None:
+        from geometry_msgs.msg import PointStamped
         from rclpy.action import ActionClient
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from sensor_msgs.msg import JointState
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
         from flow_policy_msgs.action import ExecuteCommand
         from flow_policy_msgs.msg import PolicyStatus
         from flow_policy_msgs.srv import ResetSim
+        from flow_policy_node.ros.conversions import stamp_to_sec
 
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = Node("demo_eval", context=self.context)
+        self.client, node, self.stamp_to_sec = client, client.node, stamp_to_sec
         self.ExecuteCommand, self.ResetSim, self.Trigger = ExecuteCommand, ResetSim, Trigger
-        self.reset_sim = self.node.create_client(ResetSim, "sim/reset")
-        self.reset_policy = self.node.create_client(Trigger, "flow_policy/reset")
-        self.action = ActionClient(self.node, ExecuteCommand, "flow_policy/execute")
+        self.reset_sim = node.create_client(ResetSim, names.SIM_RESET)
+        self.reset_policy = node.create_client(Trigger, names.POLICY_RESET)
+        self.action = ActionClient(node, ExecuteCommand, names.EXECUTE)
         self.latencies: list[float] = []  # chunk inference (ms), from the node's status
         self.delays: list[float] = []  # observation -> chunk ready (ms, node clock)
         self.late_chunks = self.chunks = 0
-        self.status_event = threading.Event()
         self.joints: list[list[float]] = []
         self.joint_names: list[str] = []
         self.samples = 0
         self.recording = False
         self.last_chunk = 0
-        self.policy_state = ""
-        self.node.create_subscription(PolicyStatus, "flow_policy/status", self.on_status, 10)
-        self.node.create_subscription(JointState, "joint_states", self.on_joints, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        # The newest sim-time stamp of the scene (its goal, latched by the sim at each reset)
+        # and of every stream the policy observes: a new scene is observed once every stream
+        # has a message stamped after its goal.
+        self.fresh = threading.Condition()
+        self.scene_stamp = -1.0
+        self.stamps = {"joints": -1.0, **{c: -1.0 for c in cameras}}
+        node.create_subscription(PolicyStatus, names.POLICY_STATUS, self.on_status, 10)
+        node.create_subscription(JointState, names.JOINT_STATES, self.on_joints, 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        node.create_subscription(PointStamped, names.GOAL, self.on_scene_goal, latched)
+        for cam in cameras:
+            node.create_subscription(
+                Image, names.camera_topic(cam), lambda msg, c=cam: self.observed(c, msg.header), 1
+            )
 
     def on_status(self, msg) -> None:
-        self.policy_state = msg.state
         if msg.chunk_id != self.last_chunk and msg.inference_ms > 0:
             self.latencies.append(msg.inference_ms)
             self.delays.append(msg.delay_ms)
             self.last_chunk = msg.chunk_id
         self.late_chunks, self.chunks = msg.late_chunks, msg.chunks
-        self.status_event.set()
 
     def on_joints(self, msg) -> None:
+        self.observed("joints", msg.header)
         if self.recording:
             self.samples += 1
             if self.samples % 10 == 0:  # 10 Hz of the 100 Hz stream
                 self.joint_names = list(msg.name)
                 self.joints.append(list(msg.position))
 
-    def wait(self, future, timeout: float):
-        """The future's result, waiting on an event (the executor thread completes it)."""
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout):
-            raise TimeoutError("no answer")
-        return future.result()
+    def on_scene_goal(self, msg) -> None:
+        with self.fresh:
+            self.scene_stamp = self.stamp_to_sec(msg.header.stamp)
+            self.fresh.notify_all()
 
-    def ready(self, timeout: float = 60.0) -> None:
-        """Wait until the sim answers and the policy node's lifecycle state is ``active``."""
-        from lifecycle_msgs.srv import GetState
+    def observed(self, stream: str, header) -> None:
+        with self.fresh:
+            self.stamps[stream] = self.stamp_to_sec(header.stamp)
+            self.fresh.notify_all()
 
+    def wait_for_scene(self, after: float, timeout: float = 30.0) -> None:
+        """Wait until a scene newer than ``after`` (a goal's stamp) is seen on every stream."""
+
+        def seen() -> bool:
+            return self.scene_stamp > after and min(self.stamps.values()) > self.scene_stamp
+
+        with self.fresh:
+            if not self.fresh.wait_for(seen, timeout):
+                raise RuntimeError(
+                    f"no observations of a new scene within {timeout:.0f} s (the sim publishes "
+                    f"each scene's goal on {names.GOAL}; streams last seen at {self.stamps})"
+                )
+
+    def ready(self, graph: Graph, policy: str, timeout: float = 120.0) -> None:
+        """Wait until the sim streams its scene and the policy node (graph process ``policy``) is active."""
         if not self.reset_sim.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError("sim_node did not come up (/sim/reset)")
+            raise RuntimeError(f"sim_node did not come up ({names.SIM_RESET})")
+        self.wait_for_scene(-1.0, timeout)
+        wait_until_active(self.client, graph, policy, timeout)
         if not self.action.wait_for_server(timeout_sec=timeout):
-            raise RuntimeError("policy_node did not come up (/flow_policy/execute)")
-        get_state = self.node.create_client(GetState, "flow_policy_node/get_state")
-        deadline = time.monotonic() + timeout
-        while self.wait(get_state.call_async(GetState.Request()), timeout).current_state.label != "active":
-            if time.monotonic() > deadline:
-                raise RuntimeError("policy_node did not become active; see its log")
-            self.status_event.clear()
-            self.status_event.wait(1.0)  # the next status: something changed, or a second passed
-        self.node.destroy_client(get_state)
+            raise RuntimeError(f"policy_node offers no {names.EXECUTE} action")
 
     def episode(self, task: str, seed: int, timeout: float) -> EvalEpisode:
+        wait = self.client.wait
         # Policy first: its reset clears the goal, and the sim's reset publishes the new one.
         if self.reset_policy.service_is_ready():
-            self.wait(self.reset_policy.call_async(self.Trigger.Request()), 30)
-        reply = self.wait(self.reset_sim.call_async(self.ResetSim.Request(task=task, seed=seed)), 30)
+            wait(self.reset_policy.call_async(self.Trigger.Request()), 30)
+        previous = self.scene_stamp
+        reply = wait(self.reset_sim.call_async(self.ResetSim.Request(task=task, seed=seed)), 30)
         if not reply.success:
             raise RuntimeError(reply.message)
-        time.sleep(0.3)  # fresh observations of the new scene
+        self.wait_for_scene(previous)  # the policy must not act on the last episode's scene
         self.joints, self.samples, self.recording = [], 0, True
         goal = self.ExecuteCommand.Goal(command=reply.command, timeout_s=timeout)
-        handle = self.wait(self.action.send_goal_async(goal), 30)
+        handle = wait(self.action.send_goal_async(goal), 30)
         if not handle.accepted:
             self.recording = False
             return EvalEpisode(task, seed, False, 0.0, "goal rejected")
-        result = self.wait(handle.get_result_async(), timeout * 4 + 30).result
+        result = wait(handle.get_result_async(), timeout * 4 + 30).result
         self.recording = False
         return EvalEpisode(
             task, seed, bool(result.success), float(result.elapsed_s), result.message, self.joints
         )
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
 
 
 @dataclass
@@ -263,10 +279,11 @@ def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path, **policy_param
     # load) stays unloaded; free-text commands are tested on their own.
     params = {"checkpoint": str(checkpoint), "command_embedding": False, **policy_params}
     graph.start("policy", "policy_node", ros_args("policy_node.sim.yaml", **params))
-    client = EvalClient(graph.domain_id)
+    node = GraphClient("demo_eval", graph.domain_id)
+    client = EvalClient(node, cfg.cameras)
     results: list[EvalEpisode] = []
     try:
-        client.ready()
+        client.ready(graph, "policy")
         jobs = [(t, 10_000 + cfg.seed + i) for t in cfg.tasks for i in range(cfg.eval_episodes)]
         for task, seed in tqdm(jobs, desc="evaluate (ROS)", unit="episode"):
             results.append(client.episode(task, seed, cfg.episode_timeout))
@@ -282,7 +299,7 @@ def evaluate_ros(cfg: DemoConfig, graph: Graph, checkpoint: Path, **policy_param
             client.chunks,
             list(client.joint_names),
         )
-        client.close()
+        node.close()
         graph.stop("policy")
         graph.stop("sim_eval")
     return run
@@ -430,7 +447,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     with Graph(log_dir=out / "logs", domain_id=_domain()) as graph:
         print(f"node logs: {graph.log_dir}/<node>.log")
         t = time.perf_counter()
-        collect(cfg, graph, out / "bags")
+        with GraphClient("demo_collect", graph.domain_id) as client:
+            collect(cfg, graph, client, out / "bags")
         timings["collect"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -442,8 +460,8 @@ def run_demo(cfg: DemoConfig) -> dict:
 
         t = time.perf_counter()
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-        dataset = ChunkDataset(out / "dataset", horizon=16, cameras=cfg.cameras)
         policy = PolicyConfig(encoder=ObservationEncoderConfig(image_goal_tasks=cfg.image_goal_tasks()))
+        dataset = ChunkDataset(out / "dataset", horizon=policy.horizon, cameras=cfg.cameras)
         tcfg = TrainConfig(
             policy=policy,
             steps=cfg.train_steps,

@@ -30,18 +30,19 @@ import threading
 import time
 from pathlib import Path
 
+from flow_policy_node import names
 from flow_policy_node.ros.env import run_node_main, spin
 
 CLOSE = object()  # queued by finish(): the writer thread closes the bag
 
 DEFAULT_TOPICS = [
-    "joint_states",
-    "camera/front/image_raw",
-    "camera/wrist/image_raw",
-    "arm_controller/joint_trajectory",
-    "flow_policy/command",
-    "clicked_point",
-    "sim/task_success",
+    names.JOINT_STATES,
+    names.camera_topic("front"),
+    names.camera_topic("wrist"),
+    names.TRAJECTORY,
+    names.COMMAND,
+    names.GOAL,
+    names.TASK_SUCCESS,
 ]
 
 
@@ -87,14 +88,14 @@ def _main(argv: list[str]) -> int:
 
     class RecorderNode(Node):
         def __init__(self) -> None:
-            super().__init__("recorder_node")
+            super().__init__(names.RECORDER_NODE)
             p = self.declare_parameter
             self.out_dir = Path(p("output_dir", "bags").value).expanduser()
             self.storage = p("storage", "mcap").value
             self.topics = [self.resolve_topic_name(t) for t in p("topics", DEFAULT_TOPICS).value]
             self.roll_period = float(p("roll_period", 1.0).value)
             self.auto = bool(p("auto_episodes", False).value)
-            self.command_topic = p("command_topic", "flow_policy/command").value
+            self.command_topic = p("command_topic", names.COMMAND).value
             self.depth = int(p("queue_depth", 1000).value)
             self.joint_names = list(p("joint_names", list(default_arm().joint_names)).value)
             self.queue: queue.Queue = queue.Queue()
@@ -106,13 +107,13 @@ def _main(argv: list[str]) -> int:
             self.offered: dict[str, list] = {}  # topic -> the publishers' QoS, as the bag records it
             # Latched topics (a goal set before the episode, the last outcome) are written
             # again at each episode start, as rosbag2 does for transient-local topics.
-            latched = p("latched_topics", ["clicked_point", "sim/task_success"]).value
+            latched = p("latched_topics", [names.GOAL, names.TASK_SUCCESS]).value
             self.latched_topics = {self.resolve_topic_name(t) for t in latched}
             self.latched: dict[str, tuple[str, int, bytes]] = {}
             self.started_ns = 0  # system time of the episode's start
             self.typestore = make_typestore()
-            self.create_service(StartEpisode, "recorder/start_episode", self.on_start)
-            self.create_service(StopEpisode, "recorder/stop_episode", self.on_stop)
+            self.create_service(StartEpisode, names.START_EPISODE, self.on_start)
+            self.create_service(StopEpisode, names.STOP_EPISODE, self.on_stop)
             if self.auto:
                 self.create_subscription(String, self.command_topic, self.on_command, 10)
             self.create_timer(0.2, self.discover)

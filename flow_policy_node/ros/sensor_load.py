@@ -14,15 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flow_policy_node import names
+from flow_policy_node.names import absolute
+
 
 @dataclass
 class LoadConfig:
     seconds: float = 30.0
     image_hz: float = 30.0
     image_size: tuple[int, int] = (480, 640)  # (height, width)
-    camera_topic: str = "/camera/front/image_raw"
+    camera_topic: str = absolute(names.camera_topic("front"))
     joint_hz: float = 500.0
-    joint_topic: str = "/joint_states"
+    joint_topic: str = absolute(names.JOINT_STATES)
 
 
 @dataclass

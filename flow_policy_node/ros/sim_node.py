@@ -36,6 +36,7 @@ def _main(argv: list[str]) -> int:
     from trajectory_msgs.msg import JointTrajectory
 
     from flow_policy_msgs.srv import ResetSim
+    from flow_policy_node import names
     from flow_policy_node.control.jtc import TrajectoryExecutor
     from flow_policy_node.ros.conversions import (
         ConversionError,
@@ -59,8 +60,8 @@ def _main(argv: list[str]) -> int:
             size = (int(p("image_height", 96).value), int(p("image_width", 96).value))
             cameras = tuple(p("cameras", ["front", "wrist"]).value or ())  # `cameras:=[]` reads as None
             self.rtf = float(p("real_time_factor", 1.0).value)
-            image_topic = p("image_topic_format", "camera/{camera}/image_raw").value
-            traj_topic = p("trajectory_topic", "arm_controller/joint_trajectory").value
+            image_topic = p("image_topic_format", names.CAMERA_TOPIC_FORMAT).value
+            traj_topic = p("trajectory_topic", names.TRAJECTORY).value
             self.wall_clock = bool(p("wall_clock", False).value)
             randomize = float(p("randomize_scene", 0.0).value)
 
@@ -73,22 +74,22 @@ def _main(argv: list[str]) -> int:
             self.env.reset(self.task_name, self.seed)
 
             latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.clock_pub = None if self.wall_clock else self.create_publisher(Clock, "/clock", 10)
-            self.js_pub = self.create_publisher(JointState, "joint_states", 50)
+            self.clock_pub = None if self.wall_clock else self.create_publisher(Clock, names.CLOCK, 10)
+            self.js_pub = self.create_publisher(JointState, names.JOINT_STATES, 50)
             self.img_pubs = {
                 c: self.create_publisher(Image, image_topic.format(camera=c), QoSProfile(depth=5))
                 for c in cameras
             }
-            self.success_pub = self.create_publisher(Bool, "sim/task_success", latched)
-            self.goal_pub = self.create_publisher(PointStamped, "clicked_point", latched)
-            self.objects_pub = self.create_publisher(PoseArray, "sim/object_poses", 10)
+            self.success_pub = self.create_publisher(Bool, names.TASK_SUCCESS, latched)
+            self.goal_pub = self.create_publisher(PointStamped, names.GOAL, latched)
+            self.objects_pub = self.create_publisher(PoseArray, names.OBJECT_POSES, 10)
             self.create_subscription(
                 JointTrajectory,
                 traj_topic,
                 self.on_trajectory,
                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
             )
-            self.create_service(ResetSim, "sim/reset", self.on_reset)
+            self.create_service(ResetSim, names.SIM_RESET, self.on_reset)
             self.Image, self.PointStamped, self.Point, self.Pose, self.PoseArray = (
                 Image,
                 PointStamped,

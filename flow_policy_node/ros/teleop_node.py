@@ -28,6 +28,7 @@ def _main(argv: list[str]) -> int:
     from trajectory_msgs.msg import JointTrajectory
 
     from flow_policy_msgs.srv import ResetSim, StartEpisode, StopEpisode
+    from flow_policy_node import names
     from flow_policy_node.ros.conversions import trajectory_msg
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.expert import ScriptedExpert
@@ -43,20 +44,20 @@ def _main(argv: list[str]) -> int:
             self.record = bool(p("record", False).value)
             self.rate = float(p("control_rate", 10.0).value)
             self.settle = float(p("settle_time", 0.5).value)
-            self.recorder_name = p("recorder_node", "recorder_node").value
+            self.recorder_name = p("recorder_node", names.RECORDER_NODE).value
             group = ReentrantCallbackGroup()
             self.env = ArmEnv(SimConfig(render=False, fps=self.rate))
             self.names = list(self.env.arm.joint_names)
             self.traj_pub = self.create_publisher(
-                JointTrajectory, p("trajectory_topic", "arm_controller/joint_trajectory").value, 10
+                JointTrajectory, p("trajectory_topic", names.TRAJECTORY).value, 10
             )
-            self.cmd_pub = self.create_publisher(String, p("command_topic", "flow_policy/command").value, 10)
+            self.cmd_pub = self.create_publisher(String, p("command_topic", names.COMMAND).value, 10)
             latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.success = False
-            self.create_subscription(Bool, "sim/task_success", self.on_success, latched, callback_group=group)
-            self.reset_cli = self.create_client(ResetSim, "sim/reset", callback_group=group)
-            self.start_cli = self.create_client(StartEpisode, "recorder/start_episode", callback_group=group)
-            self.stop_cli = self.create_client(StopEpisode, "recorder/stop_episode", callback_group=group)
+            self.create_subscription(Bool, names.TASK_SUCCESS, self.on_success, latched, callback_group=group)
+            self.reset_cli = self.create_client(ResetSim, names.SIM_RESET, callback_group=group)
+            self.start_cli = self.create_client(StartEpisode, names.START_EPISODE, callback_group=group)
+            self.stop_cli = self.create_client(StopEpisode, names.STOP_EPISODE, callback_group=group)
             self.expert: ScriptedExpert | None = None
             self.episode_done = threading.Event()
             self.settle_ticks = 0

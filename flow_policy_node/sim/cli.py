@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flow_policy_node.cli_common import CommandError, check_writable
+from flow_policy_node.cli_common import CommandError, check_writable, config_option, given
+
+EVAL = "flow_policy_node.sim.evaluate.EvalConfig"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint closed loop in the MuJoCo sim (no ROS)")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument(
-        "--tasks", nargs="+", default=["pick_red"], help="task names (see `flow-policy expert --list`)"
-    )
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=1000)
+    config_option(p, "--tasks", EVAL, "task names (see `flow-policy expert --list`)", nargs="+")
+    config_option(p, "--episodes", EVAL, "episodes per task", type=int)
+    config_option(p, "--seed", EVAL, "seed of the first episode", type=int)
     p.add_argument("--out", type=Path, default=Path("runs/eval"))
     p.add_argument("--device", default="cpu")
     p.add_argument(
@@ -51,7 +51,9 @@ def run_eval(args: argparse.Namespace) -> int:
         raise CommandError(f"unknown perturbations {unknown}; known: {', '.join(PERTURBATIONS)}", exit_code=2)
     check_writable(args.out, "the report")
     policy = load_policy(args.checkpoint, device=args.device).eval()
-    cfg = EvalConfig(tuple(args.tasks), args.episodes, args.seed)
+    cfg = EvalConfig(**given(args, "episodes", "seed"))
+    if args.tasks:
+        cfg.tasks = tuple(args.tasks)
     sim = SimConfig(cameras=tuple(policy.cfg.encoder.cameras), render=bool(policy.cfg.encoder.cameras))
     reports = evaluate(policy, cfg, sim)
     write_report(reports, args.out, policy.fps)
