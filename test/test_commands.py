@@ -23,7 +23,7 @@ from flow_policy_node.control.commands import (
     score_command_set,
 )
 from flow_policy_node.control.config import PolicyNodeConfig
-from flow_policy_node.sim.tasks import TASKS, normalise_command
+from flow_policy_node.tasks import TASKS, normalise_command
 
 VOCAB = [t.command for t in TASKS.values()]
 DATA = Path(__file__).parent / "data"

@@ -13,7 +13,7 @@ from flow_policy_node.robot import default_arm, default_urdf, description_dir
 from flow_policy_node.sim.env import ArmEnv, SimConfig
 from flow_policy_node.sim.evaluate import EvalConfig, evaluate, rms_jerk, write_report
 from flow_policy_node.sim.expert import ScriptedExpert, run_expert_episode
-from flow_policy_node.sim.tasks import TASKS, get_task, task_for_command
+from flow_policy_node.tasks import TASKS, get_task, task_for_command
 
 
 @pytest.fixture(scope="module")

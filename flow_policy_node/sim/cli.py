@@ -77,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_expert(args: argparse.Namespace) -> int:
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.expert import run_expert_episode
-    from flow_policy_node.sim.tasks import TASKS
+    from flow_policy_node.tasks import TASKS
 
     if args.list:
         for t in TASKS.values():
