@@ -197,6 +197,7 @@ class _Model:
     embed: Embedder
     phrase_vecs: np.ndarray
     phrase_task: np.ndarray
+    refusals: list[str]
     refusal_vecs: np.ndarray
 
 
@@ -247,7 +248,10 @@ class CommandResolver:
             for p in phrasings(t):
                 texts.append(p)
                 owner.append(t)
-        return _Model(embed, embed(texts), np.array(owner), embed(list(REFUSALS)))
+        # A task that does what a refusal says (a pushing task's "push the cube") would tie
+        # with it and never resolve.
+        refusals = [r for r in REFUSALS if r not in texts]
+        return _Model(embed, embed(texts), np.array(owner), refusals, embed(refusals))
 
     def load_in_background(self, loader: Callable[[], Embedder]) -> threading.Thread:
         """Load the embedder with ``loader`` on a daemon thread; :meth:`resolve` never waits.
@@ -338,7 +342,7 @@ class CommandResolver:
                 f"runner-up {runner_up:.2f} (margin {self.margin:.2f} needed)"
             )
             if refusal == runner_up:
-                why += f"; it reads like {REFUSALS[int(refusal_sims.argmax())]!r}, which no task does"
+                why += f"; it reads like {model.refusals[int(refusal_sims.argmax())]!r}, which no task does"
             return Resolution(None, "refused", scores[best], self._unknown(text, why), scores)
         if len(same_shape) > 1:
             cols = [c for t in same_shape for c in self._colours[t]]
