@@ -5,7 +5,7 @@
 
 The vocabulary is every task's command (what a checkpoint trained on all tasks has). Valid
 lines must resolve to their task, REFUSE lines must be refused. The development list
-(test/data/commands_dev.tsv) is the one to tune lexicons, templates, threshold and margin
+(test/data/commands_dev.tsv) is the one to tune lexicons, phrasings, threshold and margin
 on; the test set is only scored.
 """
 
@@ -27,7 +27,7 @@ from flow_policy_node.control.commands import (
     score_command_set,
 )
 from flow_policy_node.control.config import PolicyNodeConfig
-from flow_policy_node.sim.tasks import TASKS
+from flow_policy_node.tasks import TASKS
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).parent.parent / "test" / "data"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flow_policy_node.sim.env import ArmEnv, SimConfig
 from flow_policy_node.sim.expert import run_expert_episode
-from flow_policy_node.sim.tasks import TASKS
+from flow_policy_node.tasks import TASKS
 
 OUT = Path(__file__).parent / "results" / "sim.json"
 

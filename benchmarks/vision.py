@@ -43,7 +43,7 @@ from flow_policy_node.sim.env import SimConfig
 from flow_policy_node.sim.evaluate import EvalConfig, evaluate
 from flow_policy_node.sim.perturb import PERTURBATIONS, evaluate_perturbed, plot_perturbed
 from flow_policy_node.sim.pictures import Shown, draw_episodes, pick_examples
-from flow_policy_node.sim.tasks import get_task
+from flow_policy_node.tasks import get_task
 from flow_policy_node.train.checkpoint import load_policy
 from flow_policy_node.train.loop import TrainConfig, train
 

@@ -23,7 +23,7 @@ from flow_policy_node.control.commands import (
     score_command_set,
 )
 from flow_policy_node.control.config import PolicyNodeConfig
-from flow_policy_node.sim.tasks import TASKS, normalise_command
+from flow_policy_node.tasks import TASKS, normalise_command
 
 VOCAB = [t.command for t in TASKS.values()]
 DATA = Path(__file__).parent / "data"
@@ -80,6 +80,15 @@ def test_unrelated_or_ambiguous_commands_are_refused_with_a_reason(
     res = resolver.resolve(text)
     assert res.task is None and res.how == "refused", res
     assert reason in res.message, res.message
+
+
+def test_a_task_that_does_what_a_refusal_says_resolves_to_that_task(embedder: Embedder) -> None:
+    """A new task's verb may be a refusal's ("push the cube"): the vocabulary's tasks win."""
+    cfg = PolicyNodeConfig()
+    r = CommandResolver([*VOCAB, "push the cube"], embedder, cfg.command_threshold, cfg.command_margin)
+    assert r.resolve("please push the block").task == "push the cube"
+    res = r.resolve("throw the cube")
+    assert res.task is None and "no task does" in res.message, res
 
 
 def test_without_an_embedder_only_exact_commands_pass() -> None:

@@ -13,7 +13,7 @@ from flow_policy_node.robot import default_arm, default_urdf, description_dir
 from flow_policy_node.sim.env import ArmEnv, SimConfig
 from flow_policy_node.sim.evaluate import EvalConfig, evaluate, rms_jerk, write_report
 from flow_policy_node.sim.expert import ScriptedExpert, run_expert_episode
-from flow_policy_node.sim.tasks import TASKS, get_task, task_for_command
+from flow_policy_node.tasks import TASKS
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +72,6 @@ def test_rendering_gives_camera_images() -> None:
         assert ((front[..., 0] > 150) & (front[..., 1] < 80) & (front[..., 2] < 80)).sum() > 3
     finally:
         env.close()
-
-
-def test_tasks_registry_and_commands() -> None:
-    assert task_for_command("Pick up the RED cube.").name == "pick_red"
-    assert task_for_command("make coffee") is None
-    with pytest.raises(KeyError, match="known tasks"):
-        get_task("fly")
 
 
 class ExpertReplay:

@@ -3,19 +3,20 @@
 Order of rules (first that decides wins):
 
 1. exact match after normalisation (case, spacing, trailing punctuation), or a task name
-   from :mod:`flow_policy_node.sim.tasks` whose command is in the vocabulary;
+   from :mod:`flow_policy_node.tasks` whose command is in the vocabulary;
 2. slots: colour words (with synonyms) are pulled out of the text. A colour that no task
    has is refused; tasks that differ only in colour need the colour to be named. Each
-   object's synonyms become one word (block, box -> cube; target, goal -> point; post,
-   pole -> obstacle), as does a word standing for the object after a colour ("the red
-   *one*", "the blue *thing*"); politeness and filler ("please", "could you", "for me")
-   are dropped;
+   object's synonyms become one word (each task's ``object_words``: block, box -> cube;
+   target, goal -> point; post, pole -> obstacle), as does a word standing for the object
+   after a colour ("the red *one*", "the blue *thing*"); politeness and filler ("please",
+   "could you", "for me") are dropped;
 3. similarity with all-MiniLM-L6-v2 sentence embeddings, computed on that slot-free text,
    against several phrasings per task and against phrasings of requests the robot cannot
-   do ("push the cube", "open the door"). Both are built from verb lexicons: every verb
-   for picking up makes a phrasing of each pick task, every verb for doing something else
-   to an object makes a refusal. The best task must score at least ``threshold`` and beat
-   every other task and every refusal phrasing by ``margin``.
+   do ("push the cube", "open the door"). Both are built from verb lexicons: each task
+   class makes its phrasings from its own (every verb for picking up makes a phrasing of
+   each pick task), and every verb for doing something else to an object here makes a
+   refusal. The best task must score at least ``threshold`` and beat every other task and
+   every refusal phrasing by ``margin``.
 
 Why: measured on this model, one embedding per task separates poorly (paraphrases
 0.38-0.56, unrelated requests up to 0.36, a colour synonym went to the wrong colour).
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flow_policy_node.sim.tasks import TASKS, normalise_command
+from flow_policy_node.tasks import TASKS, normalise_command
 
 # Colour slot: canonical colour -> words that name it.
 COLOUR_WORDS: dict[str, tuple[str, ...]] = {
@@ -56,13 +57,8 @@ COLOUR_WORDS: dict[str, tuple[str, ...]] = {
     "pink": ("pink",),
 }
 _WORD_TO_COLOUR = {w: c for c, words in COLOUR_WORDS.items() for w in words}
-# Object slot: words for the same object, mapped to the one the templates use.
-OBJECT_WORDS = {
-    **dict.fromkeys(("block", "box", "brick"), "cube"),
-    **dict.fromkeys(("blocks", "boxes", "bricks"), "cubes"),
-    **dict.fromkeys(("target", "goal", "spot", "location"), "point"),
-    **dict.fromkeys(("post", "pole", "pillar", "barrier"), "obstacle"),
-}
+# Object slot: each task's words for its objects, mapped to the one its phrasings use.
+OBJECT_WORDS = {word: obj for task in TASKS.values() for word, obj in task.object_words.items()}
 # Words that stand for the object only after a colour ("the red one"; "one" alone is a number).
 STAND_IN_WORDS = ("one", "thing", "item", "object", "piece")
 # Politeness and address: they carry no request but pull the embedding away from every phrasing.
@@ -74,24 +70,8 @@ _LEADING_FILLER = re.compile(
 _FILLER_WORDS = {"please", "kindly", "just"}
 _TRAILING_FILLER = re.compile(r"(?:\s+(?:for me|now|please|thanks|thank you|robot))+$")
 
-# Verb lexicons: what a pick task accepts, and what the same object can have done to it
-# that no task does. Phrasings are "<verb> the cube" for each.
-PICK_VERBS = (
-    "pick up",
-    "lift",
-    "lift up",
-    "raise",
-    "hoist",
-    "take",
-    "grab",
-    "grasp",
-    "seize",
-    "snatch",
-    "get",
-    "fetch",
-    "collect",
-    "retrieve",
-)
+# What the tasks' objects can have done to them that no task does: each makes a refusal
+# phrasing "<verb> the cube".
 OTHER_OBJECT_VERBS = (
     "push",
     "pull",
@@ -117,51 +97,6 @@ OTHER_OBJECT_VERBS = (
     "paint",
     "open",
     "clean",
-)
-
-# Reaching a point, and the ways of saying that the obstacle is to be avoided on the way.
-REACH_VERBS = ("reach", "go to", "move to", "get to", "head to", "touch", "move the gripper to")
-AVOID_CLAUSES = (
-    "around the obstacle",
-    "past the obstacle",
-    "avoiding the obstacle",
-    "without hitting the obstacle",
-    "without touching the obstacle",
-)
-
-# Phrasing templates: a task text matching ``pattern`` (after the object slot) gets these
-# phrasings (colour removed).
-TEMPLATES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        r"^pick up the cube$",
-        (
-            *(f"{verb} the cube" for verb in PICK_VERBS),
-            "pick the cube up",
-            "lift the cube up",
-            "get me the cube",
-            "raise the cube off the table",
-        ),
-    ),
-    (
-        r"^reach the point$",
-        (
-            *(f"{verb} the point" for verb in REACH_VERBS),
-            "touch the marked point",
-            "move the gripper to the clicked point",
-            "put your hand on the point",
-        ),
-    ),
-    (
-        r"^reach the point around the obstacle$",
-        (
-            *(f"{verb} the point {clause}" for verb in REACH_VERBS[:4] for clause in AVOID_CLAUSES),
-            "go around the obstacle",
-            "go around the obstacle to the point",
-            "avoid the obstacle",
-            "avoid the obstacle and reach the point",
-            "steer clear of the obstacle",
-        ),
-    ),
 )
 
 # Requests a pick/reach robot cannot do: the best task must beat these too.
@@ -227,12 +162,14 @@ def slot_free(text: str) -> str:
 
 
 def phrasings(task_text: str) -> list[str]:
-    """Colour-free phrasings of one task: its own text plus the matching templates'."""
+    """Colour-free phrasings of one task text: its own slot-free form, then the phrasings of
+    the registered tasks that read the same without colour and synonyms (a checkpoint's
+    "reach the target" gets those of "reach the point")."""
     base = slot_free(task_text)
     out = [base]
-    for pattern, extra in TEMPLATES:
-        if re.match(pattern, base):
-            out += [p for p in extra if p not in out]
+    for task in TASKS.values():
+        if slot_free(task.command) == base:
+            out += [p for p in task.phrasings() if p not in out]
     return out
 
 
@@ -260,6 +197,7 @@ class _Model:
     embed: Embedder
     phrase_vecs: np.ndarray
     phrase_task: np.ndarray
+    refusals: list[str]
     refusal_vecs: np.ndarray
 
 
@@ -310,7 +248,10 @@ class CommandResolver:
             for p in phrasings(t):
                 texts.append(p)
                 owner.append(t)
-        return _Model(embed, embed(texts), np.array(owner), embed(list(REFUSALS)))
+        # A task that does what a refusal says (a pushing task's "push the cube") would tie
+        # with it and never resolve.
+        refusals = [r for r in REFUSALS if r not in texts]
+        return _Model(embed, embed(texts), np.array(owner), refusals, embed(refusals))
 
     def load_in_background(self, loader: Callable[[], Embedder]) -> threading.Thread:
         """Load the embedder with ``loader`` on a daemon thread; :meth:`resolve` never waits.
@@ -401,7 +342,7 @@ class CommandResolver:
                 f"runner-up {runner_up:.2f} (margin {self.margin:.2f} needed)"
             )
             if refusal == runner_up:
-                why += f"; it reads like {REFUSALS[int(refusal_sims.argmax())]!r}, which no task does"
+                why += f"; it reads like {model.refusals[int(refusal_sims.argmax())]!r}, which no task does"
             return Resolution(None, "refused", scores[best], self._unknown(text, why), scores)
         if len(same_shape) > 1:
             cols = [c for t in same_shape for c in self._colours[t]]

@@ -104,7 +104,7 @@ def _wait_for_policy(graph: Graph, name: str) -> None:
 
 def _check_tasks(tasks: list[str]) -> None:
     """An unknown task is refused here, naming the known ones, rather than by a node."""
-    from flow_policy_node.sim.tasks import get_task
+    from flow_policy_node.tasks import get_task
 
     for task in tasks:
         get_task(task)

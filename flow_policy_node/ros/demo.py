@@ -26,7 +26,7 @@ from tqdm import tqdm
 from flow_policy_node import names
 from flow_policy_node.ros.graph import Graph, ros_args
 from flow_policy_node.ros.graph_client import GraphClient, wait_until_active
-from flow_policy_node.sim.tasks import get_task
+from flow_policy_node.tasks import get_task
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DemoConfig:
         """Commands whose goal the policy finds in the images (none without cameras)."""
         if not self.cameras:
             return ()
-        return tuple(get_task(t).command for t in self.tasks if get_task(t).name.startswith("pick_"))
+        return tuple(get_task(t).command for t in self.tasks if get_task(t).goal_from_image)
 
     def __post_init__(self) -> None:
         unrecorded = [c for c in self.cameras if c not in self.record_cameras]
@@ -312,13 +312,12 @@ def plot_gripper_paths(
     import matplotlib.pyplot as plt
 
     from flow_policy_node.kinematics import Kinematics
-    from flow_policy_node.sim.tasks import sample_layout
 
     fk = Kinematics()
     fig, axes = plt.subplots(1, len(per_task), figsize=(4.2 * len(per_task), 4), squeeze=False)
     for ax, (task, episodes) in zip(axes[0], per_task.items(), strict=True):
         for k, r in enumerate(episodes[:6]):
-            layout = sample_layout(get_task(task), r.seed)
+            layout = get_task(task).sample_layout(r.seed)
             colour = "C2" if r.success else "C3"
             if len(r.joints) and joint_names:
                 tcp = fk.positions(np.array(r.joints), joint_names)

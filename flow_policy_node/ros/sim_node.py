@@ -47,7 +47,7 @@ def _main(argv: list[str]) -> int:
         trajectory_arrays,
     )
     from flow_policy_node.sim.env import ArmEnv, SimConfig
-    from flow_policy_node.sim.tasks import get_task
+    from flow_policy_node.tasks import get_task
 
     class SimNode(Node):
         def __init__(self) -> None:

@@ -32,7 +32,7 @@ def _main(argv: list[str]) -> int:
     from flow_policy_node.ros.conversions import trajectory_msg
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.expert import ScriptedExpert
-    from flow_policy_node.sim.tasks import get_task
+    from flow_policy_node.tasks import get_task
 
     class TeleopNode(Node):
         def __init__(self) -> None:

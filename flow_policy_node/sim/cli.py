@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser("expert", help="run the scripted expert and report its success per task")
     e.add_argument("--tasks", nargs="+", default=None)
     e.add_argument("--episodes", type=int, default=10)
-    e.add_argument("--list", action="store_true", help="list the tasks and their commands")
+    e.add_argument("--list", action="store_true", help="list the tasks, their commands and goals")
     e.set_defaults(func=run_expert)
 
 
@@ -79,11 +79,12 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_expert(args: argparse.Namespace) -> int:
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.expert import run_expert_episode
-    from flow_policy_node.sim.tasks import TASKS
+    from flow_policy_node.tasks import TASKS
 
     if args.list:
         for t in TASKS.values():
-            print(f"{t.name:10s} {t.command!r}")
+            found = " (a camera policy finds it in the image)" if t.goal_from_image else ""
+            print(f"{t.name:10s} {t.command!r}; goal: {t.goal or 'none'}{found}")
         return 0
     env = ArmEnv(SimConfig(render=False))
     for task in args.tasks or list(TASKS):

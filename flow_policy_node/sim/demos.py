@@ -15,7 +15,7 @@ from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.observation import ACTION, FPS, STATE, image_key
 from flow_policy_node.sim.env import ArmEnv, SimConfig
 from flow_policy_node.sim.expert import run_expert_episode
-from flow_policy_node.sim.tasks import get_task
+from flow_policy_node.tasks import get_task
 from flow_policy_node.train.synthetic import stats_of
 
 

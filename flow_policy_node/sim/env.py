@@ -18,16 +18,7 @@ from flow_policy_node.observation import CAMERAS, FPS, IMAGE_SIZE, Observation
 from flow_policy_node.robot import ArmSpec, default_arm
 from flow_policy_node.sim.ik import IK
 from flow_policy_node.sim.scene import HOME, Scene, apply_scene, build_model
-from flow_policy_node.sim.tasks import (
-    CUBE_COLOURS,
-    CUBE_HALF,
-    GOAL_TOLERANCE,
-    LIFT_SUCCESS,
-    Layout,
-    Task,
-    get_task,
-    sample_layout,
-)
+from flow_policy_node.tasks import CUBE_COLOURS, CUBE_HALF, Layout, Task, get_task
 
 
 @dataclass
@@ -80,7 +71,7 @@ class ArmEnv:
 
     def reset(self, task: str, seed: int) -> Observation:
         t = get_task(task)
-        layout = sample_layout(t, seed)
+        layout = t.sample_layout(seed)
         self._frames.clear()  # the layout may move what qpos does not hold (goal marker, obstacle)
         self.scene = self.config.scene
         if self.config.randomize_scene > 0:
@@ -91,8 +82,8 @@ class ArmEnv:
         mujoco.mj_resetData(self.model, self.data)
         self.data.time = now  # simulated time never runs backwards (it is the ROS clock)
         q = self.home + layout.start_offset
-        if t.name == "obstacle":
-            start = np.array([0.42, layout.obstacle[1] - 0.18, 0.07]) + layout.start_offset[:3] * 0.3
+        start = t.start_tcp(layout)
+        if start is not None:
             q[:6] = self.ik.solve(start, self.home[:6], iters=200)
         self.data.qpos[self.qadr] = q
         half = CUBE_HALF * self.config.scene.cube_scale
@@ -121,8 +112,16 @@ class ArmEnv:
         return self.task.command
 
     @property
+    def layout(self) -> Layout:
+        return self._require().layout
+
+    @property
     def goal(self) -> np.ndarray | None:
-        return self._require().layout.goal
+        return self.layout.goal
+
+    @property
+    def touched_obstacle(self) -> bool:
+        return self._require().touched_obstacle
 
     @property
     def time(self) -> float:
@@ -185,6 +184,9 @@ class ArmEnv:
     def cube_position(self, colour: str) -> np.ndarray:
         return self.data.body(f"cube_{colour}").xpos.copy()
 
+    def cube_lift(self, colour: str) -> float:
+        return float(self.cube_position(colour)[2] - self._require().cube_z0[colour])
+
     def object_positions(self) -> dict[str, np.ndarray]:
         out = {f"cube_{c}": self.cube_position(c) for c in CUBE_COLOURS}
         st = self._require()
@@ -226,25 +228,17 @@ class ArmEnv:
             stamp=self.time,
         )
 
-    def _evaluate_success(self) -> bool:
-        st = self._require()
-        name = st.task.name
-        if name.startswith("pick_"):
-            colour = name.removeprefix("pick_")
-            lifts = {c: self.cube_position(c)[2] - st.cube_z0[c] for c in CUBE_COLOURS}
-            return lifts[colour] >= LIFT_SUCCESS and all(v < 0.02 for c, v in lifts.items() if c != colour)
-        near = np.linalg.norm(self.tcp_position() - st.layout.goal) <= GOAL_TOLERANCE
-        return bool(near and not st.touched_obstacle)
-
     def _update_success(self) -> None:
         st = self.state
-        if st is not None and st.succeeded_at is None and self._evaluate_success():
+        if st is None or st.succeeded_at is not None:
+            return
+        if not st.task.spoiled(self) and st.task.achieved(self):
             st.succeeded_at = self.time
 
     def success(self) -> bool:
-        """True once the task has been achieved in this episode (and, for the obstacle, clean)."""
+        """True once the task has been achieved in this episode and not spoiled since."""
         st = self._require()
-        return st.succeeded_at is not None and not st.touched_obstacle
+        return st.succeeded_at is not None and not st.task.spoiled(self)
 
     def close(self) -> None:
         for r in self._renderers.values():

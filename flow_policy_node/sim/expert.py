@@ -1,10 +1,10 @@
 """The scripted expert that plays the teleoperator.
 
-It plans TCP waypoints from the privileged scene state (where the cubes, goal and post
-are), moves between them along minimum-jerk profiles, and converts each control tick's
-TCP target into joint targets with damped-least-squares IK (warm-started from the last
-target, so joint motion is smooth). Waypoints and durations carry a little random
-variation, as a human's would; for the obstacle it passes in front of or behind the post by a coin flip.
+The episode's task plans TCP waypoints from the privileged scene state (where the cubes,
+goal and post are; :meth:`flow_policy_node.tasks.Task.plan`), with a little random variation
+in waypoints and durations, as a human's would have. The expert moves between them along
+minimum-jerk profiles and converts each control tick's TCP target into joint targets with
+damped-least-squares IK (warm-started from the last target, so joint motion is smooth).
 """
 
 from __future__ import annotations
@@ -14,16 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flow_policy_node.sim.env import ArmEnv
-from flow_policy_node.sim.tasks import CUBE_HALF
-
-OPEN, CLOSED = 0.04, 0.0
-
-
-@dataclass
-class Segment:
-    tcp: np.ndarray  # (3,) target at the end of the segment
-    gripper: float  # finger target at the end
-    duration: float  # s
+from flow_policy_node.tasks import Segment
 
 
 def min_jerk(s: float) -> float:
@@ -34,8 +25,7 @@ def min_jerk(s: float) -> float:
 class ScriptedExpert:
     def __init__(self, env: ArmEnv, seed: int) -> None:
         self.env = env
-        self.rng = np.random.default_rng(seed + 7919)
-        self.segments = self._plan()
+        self.segments: list[Segment] = env.task.plan(env, np.random.default_rng(seed + 7919))
         self.t = 0.0
         self.q = env.joint_targets()
         self.start_tcp = env.tcp_position()
@@ -43,40 +33,7 @@ class ScriptedExpert:
 
     @property
     def side(self) -> int:
-        return self.env.state.layout.side
-
-    def _jitter(self, p: np.ndarray, scale: float = 0.004) -> np.ndarray:
-        return p + self.rng.normal(0, scale, 3)
-
-    def _dur(self, d: float) -> float:
-        return d * self.rng.uniform(0.85, 1.15)
-
-    def _plan(self) -> list[Segment]:
-        st = self.env.state
-        name = st.task.name
-        if name.startswith("pick_"):
-            cube = self.env.cube_position(name.removeprefix("pick_"))
-            above = np.array([cube[0], cube[1], 0.13])
-            grasp = np.array([cube[0], cube[1], CUBE_HALF + 0.004])
-            return [
-                Segment(self._jitter(above), OPEN, self._dur(1.6)),
-                Segment(grasp + np.array([0, 0, self.rng.normal(0, 0.002)]), OPEN, self._dur(1.0)),
-                Segment(grasp, CLOSED, 0.6),
-                Segment(self._jitter(np.array([cube[0], cube[1], 0.2])), CLOSED, self._dur(1.2)),
-                Segment(np.array([cube[0], cube[1], 0.2]), CLOSED, 1.0),
-            ]
-        goal = st.layout.goal
-        if name == "reach":
-            return [Segment(goal.copy(), OPEN, self._dur(2.0)), Segment(goal.copy(), OPEN, 1.0)]
-        post = st.layout.obstacle
-        start = self.env.tcp_position()
-        height = (start[2] + goal[2]) / 2
-        via = self._jitter(np.array([post[0] + self.side * 0.11, post[1], height]), 0.005)
-        return [
-            Segment(via, OPEN, self._dur(1.4)),
-            Segment(goal.copy(), OPEN, self._dur(1.4)),
-            Segment(goal.copy(), OPEN, 1.0),
-        ]
+        return self.env.layout.side
 
     @property
     def duration(self) -> float:

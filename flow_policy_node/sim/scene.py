@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 
 from flow_policy_node.robot import ArmSpec, default_arm, default_urdf
-from flow_policy_node.sim.tasks import CUBE_COLOURS, CUBE_HALF
+from flow_policy_node.tasks import CUBE_COLOURS, CUBE_HALF
 
 HOME = np.array([0.0, 0.35, 1.45, 0.0, 1.35, 0.0, 0.04])  # gripper down above the table
 # Position servo gains per joint (arm joints, then the gripper finger).
