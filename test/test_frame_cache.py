@@ -230,6 +230,9 @@ def test_auto_streams_above_the_threshold_and_the_cli_takes_the_option(dataset: 
     ds = ChunkDataset(dataset, horizon=4, frames=FrameCacheConfig(disk_above_mb=0.01))
     assert isinstance(ds.frames[CAMERAS[0]], FrameCache)
     assert ds.frames[CAMERAS[0]].path.parent == dataset / ".frame_cache"  # beside the data by default
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError, match="--cache-dir"):  # where no cache can be kept, say what to do
+        ChunkDataset(dataset, horizon=4, frames=FrameCacheConfig("disk", cache_dir=str(tmp_path / "a_file")))
 
     argv = [
         "train",

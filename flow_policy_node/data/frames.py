@@ -28,8 +28,7 @@ import io
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,9 +155,17 @@ def cached(
 ) -> FrameCache:
     """The cache of one camera in ``directory``: reused when valid for ``source`` (a
     :func:`fingerprint`), else built from ``decode()``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / f"{key}.lock", "a")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise OSError(
+            f"cannot keep the frame cache in {directory} ({exc.strerror}): give it another directory "
+            "(--cache-dir, FrameCacheConfig.cache_dir)"
+        ) from exc
     path, manifest = directory / f"{key}.npy", directory / f"{key}.json"
-    with _locked(directory / f"{key}.lock"):
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         problem = _invalid(path, manifest, shape, source)
         if problem:
             tqdm.write(f"frame cache {path}: {problem}; decoding")
@@ -241,13 +248,3 @@ def _crc32(f, n_bytes: int, desc: str) -> int:
             crc = zlib.crc32(chunk, crc)
             bar.update(len(chunk))
     return crc
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
