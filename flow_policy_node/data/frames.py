@@ -108,10 +108,10 @@ class FrameCache:
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self._fd: int | None = None  # opened at the first read, in the process that reads
         self.path, self.shape = Path(path), tuple(shape)
         self.offset = len(_header(self.shape))
         self.frame_bytes = int(np.prod(self.shape[1:]))
-        self._fd: int | None = None
 
     def __len__(self) -> int:
         return self.shape[0]
