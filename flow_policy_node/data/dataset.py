@@ -2,8 +2,10 @@
 
 Its episodes are read into an :class:`~flow_policy_node.data.episodes.EpisodeDataset`
 (sample i: the observation at frame i, the action chunk a[i : i + H]). Videos are decoded
-once, at construction, into uint8 arrays in memory, so an epoch costs no decoding (96x96
-RGB: 27 KB a frame, 100 k frames ~ 2.8 GB).
+once, at construction, so an epoch costs no decoding: into uint8 arrays in memory, or, for
+datasets whose frames would not fit (2 cameras at 224x224: 300 KB a frame, 100 k frames
+~ 30 GB), into a cache on disk that samples read frame by frame (:mod:`.frames`). Decoding
+streams frame by frame either way, so opening a dataset never holds more than its result.
 
 Which dataset feature plays which part is configuration (:class:`FeatureMap`), never a
 guess: a dataset from ``lerobot-record`` names its cameras after the robot's
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import av
@@ -32,6 +35,7 @@ import pyarrow.parquet as pq
 
 from flow_policy_node.data import lerobot
 from flow_policy_node.data.episodes import EpisodeDataset
+from flow_policy_node.data.frames import FrameCache, FrameCacheConfig, Pieces, cached, fingerprint, in_memory
 from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.observation import ACTION, GOAL, IMAGE_PREFIX, STATE, image_key
 
@@ -64,21 +68,6 @@ class FeatureMap:
         return cls(**d)
 
 
-def decode_video(path: Path) -> np.ndarray:
-    """(N, h, w, 3) uint8 frames of an mp4."""
-    return _decode_with_times(path)[0]
-
-
-def _decode_with_times(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All frames of a video and their presentation times (s)."""
-    with av.open(str(path)) as container:
-        frames, times = [], []
-        for f in container.decode(video=0):
-            frames.append(f.to_ndarray(format="rgb24"))
-            times.append(float(f.time))
-    return np.stack(frames), np.array(times)
-
-
 def _names(feature: dict) -> list[str] | None:
     names = feature.get("names")
     if isinstance(names, dict):  # LeRobot v2 style: {"motors": [...]}
@@ -100,8 +89,10 @@ class ChunkDataset(EpisodeDataset):
         horizon: int = 16,
         cameras: tuple[str, ...] | None = None,
         features: FeatureMap | None = None,
+        frames: FrameCacheConfig | None = None,
     ) -> None:
-        """cameras: the ones to load (None: all mapped); unused videos are not decoded at all."""
+        """cameras: the ones to load (None: all mapped); unused videos are not decoded at all.
+        frames: where the decoded frames live (memory or the disk cache; default: by size)."""
         self.root = Path(root)
         fmap = features or FeatureMap()
         info_path = self.root / lerobot.INFO_PATH
@@ -173,8 +164,8 @@ class ChunkDataset(EpisodeDataset):
             stats=stats,
         )
 
-        episodes = self._episodes()
-        table = self._data(episodes, fmap)
+        episodes, episode_files = self._episodes()
+        table, parts = self._data(episodes, fmap)
         n = len(table)
         order = np.lexsort((table["frame_index"].to_numpy(), table["episode_index"].to_numpy()))
         table = table.take(pa.array(order))
@@ -185,12 +176,28 @@ class ChunkDataset(EpisodeDataset):
                 raise DatasetError(
                     f"{self.root}: episode {e} has {lengths.get(e, 0)} data rows, length {length}"
                 )
-        frames: dict[str, np.ndarray] = {}
+
+        store = frames or FrameCacheConfig()
+        decoded_mb = sum(n * int(np.prod(feats[src]["shape"])) for src in self._source.values()) / 2**20
+        on_disk = store.on_disk(decoded_mb)
+        timestamps = table["timestamp"].to_numpy().astype(np.float64)
+        row_of = np.empty(n, np.int64)  # row of the sorted table for each row as read
+        row_of[order] = np.arange(n)
+        loaded: dict[str, np.ndarray | FrameCache] = {}
         for key, src in self._source.items():
+            shape = (n, *(int(x) for x in feats[src]["shape"]))
+            inputs = [info_path, *episode_files, *(p for p, _ in parts)]
             if feats[src]["dtype"] == "image":
-                frames[key] = _parquet_images(table, src)
+                decode = partial(self._image_pieces, src, shape, parts, row_of)
             else:
-                frames[key] = self._video_frames(src, episodes, table, fmap.tolerance_s)
+                videos = self._video_files(src, episodes)
+                inputs += list(videos)
+                decode = partial(self._video_pieces, src, shape, videos, timestamps, fmap.tolerance_s)
+            if on_disk:
+                source = fingerprint(inputs, self.root, {"key": src, "tolerance_s": fmap.tolerance_s})
+                loaded[key] = cached(store.directory(self.root), src, shape, source, decode)
+            else:
+                loaded[key] = in_memory(shape, decode(), f"decode {src}")
         super().__init__(
             meta,
             horizon,
@@ -199,10 +206,10 @@ class ChunkDataset(EpisodeDataset):
             goal=_vectors(table, fmap.goal) if fmap.goal is not None else np.zeros((n, 3), np.float32),
             task_index=table["task_index"].to_numpy(),
             episode=episode,
-            frames=frames,
+            frames=loaded,
         )
 
-    def _episodes(self) -> dict[str, list]:
+    def _episodes(self) -> tuple[dict[str, list], list[Path]]:
         files = sorted((self.root / lerobot.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
         if not files:
             raise DatasetError(f"{self.root}: no episodes table under {lerobot.EPISODES_DIR}")
@@ -212,34 +219,41 @@ class ChunkDataset(EpisodeDataset):
             tables.append(pq.read_table(f, columns=[c for c in schema.names if not c.startswith("stats/")]))
         episodes = pa.concat_tables(tables, promote_options="default")
         episodes = episodes.take(pa.array(np.argsort(episodes["episode_index"].to_numpy(), kind="stable")))
-        return episodes.to_pydict()
+        return episodes.to_pydict(), files
 
-    def _data(self, episodes: dict[str, list], fmap: FeatureMap) -> pa.Table:
+    def _data(
+        self, episodes: dict[str, list], fmap: FeatureMap
+    ) -> tuple[pa.Table, list[tuple[Path, np.ndarray]]]:
+        """The per-frame vectors of the episodes, file after file, and for each data file the
+        rows it contributes (images are not read here: they are decoded as they stream)."""
         columns = [fmap.state, fmap.action, "episode_index", "frame_index", "task_index", "timestamp"]
         columns += [fmap.goal] if fmap.goal is not None else []
-        columns += [src for src in self._source.values() if self.info["features"][src]["dtype"] == "image"]
         where = sorted(set(zip(episodes[lerobot.DATA_CHUNK], episodes[lerobot.DATA_FILE], strict=True)))
         template = self.info.get("data_path") or lerobot.DATA_PATH
         paths = [self.root / template.format(chunk_index=c, file_index=f) for c, f in where]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise DatasetError(f"{self.root}: data files {missing} named by the episodes table are missing")
-        wanted = set(episodes["episode_index"])
-        tables = []
+        wanted = list(set(episodes["episode_index"]))
+        tables, parts = [], []
         for p in paths:
             t = pq.read_table(p, columns=columns)
-            keep = np.isin(t["episode_index"].to_numpy(), list(wanted))
+            keep = np.isin(t["episode_index"].to_numpy(), wanted)
             tables.append(t.filter(pa.array(keep)))
-        return pa.concat_tables(tables)
+            parts.append((p, keep))
+        return pa.concat_tables(tables), parts
 
-    def _video_frames(self, key: str, episodes: dict[str, list], table: pa.Table, tol: float) -> np.ndarray:
+    def _video_files(
+        self, key: str, episodes: dict[str, list]
+    ) -> dict[Path, list[tuple[int, int, int, float]]]:
+        """Each video file of ``key`` with its episodes: (episode, first row, length, start time)."""
         chunk_col, file_col, from_col, _ = lerobot.video_columns(key)
         absent = [c for c in (chunk_col, file_col, from_col) if c not in episodes]
         if absent:
             raise DatasetError(f"{self.root}: the episodes table lacks {absent} for video {key!r}")
         template = self.info.get("video_path") or lerobot.VIDEO_PATH
-        timestamps = table["timestamp"].to_numpy().astype(np.float64)
-        out, start, cache = [], 0, {}
+        files: dict[Path, list[tuple[int, int, int, float]]] = {}
+        start = 0
         for e, length, c, f, t0 in zip(
             episodes["episode_index"],
             episodes["length"],
@@ -249,42 +263,100 @@ class ChunkDataset(EpisodeDataset):
             strict=True,
         ):
             path = self.root / template.format(video_key=key, chunk_index=c, file_index=f)
-            if path not in cache:
-                if not path.is_file():
-                    raise DatasetError(f"{self.root}: video {path} of episode {e} is missing")
-                cache = {path: _decode_with_times(path)}  # episodes come file by file: keep one
-            frames, times = cache[path]
-            query = t0 + timestamps[start : start + length]
-            idx = _nearest(times, query)
-            off = np.abs(times[idx] - query)
-            if off.max() > tol:
-                k = int(off.argmax())
-                raise DatasetError(
-                    f"{self.root}: {key} episode {e} frame {k}: no video frame within {tol} s of "
-                    f"{query[k]:.4f} s in {path.name} (nearest {times[idx[k]]:.4f} s)"
-                )
-            out.append(frames[idx])
+            if not path.is_file():
+                raise DatasetError(f"{self.root}: video {path} of episode {e} is missing")
+            files.setdefault(path, []).append((e, start, length, t0))
             start += length
-        return np.concatenate(out)
+        return files
+
+    def _video_pieces(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        files: dict[Path, list[tuple[int, int, int, float]]],
+        timestamps: np.ndarray,
+        tol: float,
+    ) -> Pieces:
+        """Each row's frame: the one nearest ``from_timestamp + timestamp`` in its episode's
+        video, within ``tol`` (as LeRobot decodes them)."""
+        for path, eps in files.items():
+            yield from self._one_video(key, shape, path, eps, timestamps, tol)
+
+    def _one_video(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        path: Path,
+        eps: list[tuple[int, int, int, float]],
+        timestamps: np.ndarray,
+        tol: float,
+    ) -> Pieces:
+        """A video decoded once, in one pass, holding two frames: a row's nearest frame is
+        known as soon as the first frame at or after its time arrives."""
+        rows = np.concatenate([np.arange(s, s + n) for _, s, n, _ in eps])
+        query = np.concatenate([t0 + timestamps[s : s + n] for _, s, n, t0 in eps])
+        by_time = np.argsort(query, kind="stable")
+        rows, query = rows[by_time], query[by_time]
+
+        def matched(frame: np.ndarray, t: float, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            off = np.abs(t - query[sel])
+            if off.max() > tol:
+                k = int(sel[off.argmax()])
+                e, s, _, _ = next(ep for ep in eps if ep[1] <= rows[k] < ep[1] + ep[2])
+                raise DatasetError(
+                    f"{self.root}: {key} episode {e} frame {rows[k] - s}: no video frame within {tol} s "
+                    f"of {query[k]:.4f} s in {path.name} (nearest {t:.4f} s)"
+                )
+            if frame.shape != shape[1:]:
+                raise DatasetError(
+                    f"{self.root}: {path.name} has {frame.shape} frames, info.json says {key} is {shape[1:]}"
+                )
+            return rows[sel], frame
+
+        j, prev = 0, None  # the next row to place; the previous frame and its time
+        with av.open(str(path)) as container:
+            for f in container.decode(video=0):
+                t, frame = float(f.time), f.to_ndarray(format="rgb24")
+                k = int(np.searchsorted(query, t, side="right"))  # rows j..k-1 lie at or before t
+                if k > j:
+                    sel = np.arange(j, k)
+                    nearer_prev = query[sel] - prev[1] < t - query[sel] if prev else np.zeros(k - j, bool)
+                    if nearer_prev.any():
+                        yield matched(*prev, sel[nearer_prev])
+                    if not nearer_prev.all():
+                        yield matched(frame, t, sel[~nearer_prev])
+                    j = k
+                prev = (frame, t)
+        if prev is None:
+            raise DatasetError(f"{self.root}: {path} holds no video frames")
+        if j < len(query):  # rows after the last frame
+            yield matched(*prev, np.arange(j, len(query)))
+
+    def _image_pieces(
+        self, key: str, shape: tuple[int, ...], parts: list[tuple[Path, np.ndarray]], row_of: np.ndarray
+    ) -> Pieces:
+        """LeRobot ``image`` features: encoded images (PNG) in the data parquet, read a batch
+        at a time."""
+        i = 0  # row as read, over all files
+        for path, keep in parts:
+            at = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=64, columns=[key]):
+                cells = batch.column(0).to_pylist()
+                for cell, kept in zip(cells, keep[at : at + len(cells)], strict=True):
+                    if kept:
+                        frame = _decode_image(key, cell)
+                        if frame.shape != shape[1:]:
+                            raise DatasetError(
+                                f"{self.root}: {key} has {frame.shape} images, info.json says {shape[1:]}"
+                            )
+                        yield row_of[i : i + 1], frame
+                        i += 1
+                at += len(cells)
 
 
-def _parquet_images(table: pa.Table, key: str) -> np.ndarray:
-    """LeRobot ``image`` features: encoded images (PNG) stored in the data parquet."""
-    cells = table[key].to_pylist()
-    frames = []
-    for cell in cells:
-        data = cell["bytes"] if isinstance(cell, dict) else cell
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"{key}: an image cell could not be decoded")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return np.stack(frames)
-
-
-def _nearest(times: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Index of the time nearest each query (times ascending)."""
-    if len(times) == 1:
-        return np.zeros(len(query), np.int64)
-    idx = np.clip(np.searchsorted(times, query), 1, len(times) - 1)
-    left_closer = query - times[idx - 1] < times[idx] - query
-    return idx - left_closer.astype(np.int64)
+def _decode_image(key: str, cell: dict | bytes) -> np.ndarray:
+    data = cell["bytes"] if isinstance(cell, dict) else cell
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"{key}: an image cell could not be decoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -1,4 +1,4 @@
-"""EpisodeDataset: whole episodes in memory, sampled as (observation, action chunk) pairs.
+"""EpisodeDataset: whole episodes, sampled as (observation, action chunk) pairs.
 
 Sample i is the observation at frame i with the action chunk a[i : i + H]; steps past the
 episode's end repeat its last action and are flagged in ``action_is_pad`` (the loss
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flow_policy_node.data.frames import FrameCache
 from flow_policy_node.data.meta import DatasetMeta
 from flow_policy_node.observation import ACTION, ACTION_IS_PAD, GOAL, STATE, TASK_INDEX
 
@@ -32,8 +33,9 @@ def episode_ends(episode: np.ndarray) -> np.ndarray:
 class EpisodeDataset(Dataset):
     """n frames of whole episodes, in episode order.
 
-    state, action: (n, D); goal: (n, 3); task_index, episode: (n,); frames: image key ->
-    (n, h, w, 3) uint8.
+    state, action: (n, D); goal: (n, 3); task_index, episode: (n,), in memory; frames: image
+    key -> (n, h, w, 3) uint8, an array or a :class:`~flow_policy_node.data.frames.FrameCache`
+    on disk (frame i is ``frames[i]`` either way).
     """
 
     def __init__(
@@ -45,7 +47,7 @@ class EpisodeDataset(Dataset):
         goal: np.ndarray,
         task_index: np.ndarray,
         episode: np.ndarray,
-        frames: dict[str, np.ndarray],
+        frames: dict[str, np.ndarray | FrameCache],
     ) -> None:
         self.meta, self.horizon = meta, horizon
         self.state = np.asarray(state, np.float32)

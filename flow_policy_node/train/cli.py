@@ -41,6 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--val-fraction", type=float, help="episodes held out for a validation loss (metrics.csv, loss.png)"
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--frames",
+        choices=("auto", "memory", "disk"),
+        help="decoded frames in memory, or in a cache on disk read per sample (datasets larger than "
+        "RAM); auto (default): disk above 2 GB of frames",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where the frame cache lives (default: <dataset>/.frame_cache; reused while the dataset "
+        "is unchanged)",
+    )
     m = p.add_argument_group("dataset features (defaults: the names `flow-policy convert` writes)")
     m.add_argument("--state-feature", metavar="KEY", help="joint positions (default observation.state)")
     m.add_argument("--action-feature", metavar="KEY", help="commanded joint positions (default action)")
@@ -94,6 +106,9 @@ def build_config(args: argparse.Namespace):
         f.cameras = dict(c.split("=", 1) for c in args.camera)
     if args.joint_names:
         f.joint_names = [n.strip() for n in args.joint_names.split(",") if n.strip()]
+    cfg.frames.store = args.frames or cfg.frames.store
+    if args.cache_dir:
+        cfg.frames.cache_dir = str(args.cache_dir)
     return cfg
 
 
@@ -103,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     check_writable(args.out, "the checkpoint")
-    dataset = ChunkDataset(args.dataset, horizon=cfg.policy.horizon, features=cfg.features)
+    dataset = ChunkDataset(args.dataset, horizon=cfg.policy.horizon, features=cfg.features, frames=cfg.frames)
     train(cfg, dataset, args.out, dataset_name=str(args.dataset))
     print(f"checkpoint written to {args.out}")
     return 0

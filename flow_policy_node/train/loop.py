@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from flow_policy_node.data.dataset import FeatureMap
+from flow_policy_node.data.frames import FrameCacheConfig
 from flow_policy_node.models.policy import BasePolicy, PolicyConfig, make_policy
 from flow_policy_node.train.checkpoint import load_train_state, save_checkpoint, save_train_state
 
@@ -62,13 +63,17 @@ class TrainConfig:
     # Which dataset feature is state, action, goal, which image key is which camera (a
     # dataset from lerobot-record names them its own way); the defaults are ours.
     features: FeatureMap = field(default_factory=FeatureMap)
+    # Decoded frames in memory, or in a cache on disk read per sample (datasets larger
+    # than RAM); by default the cache above a size (data/frames.py).
+    frames: FrameCacheConfig = field(default_factory=FrameCacheConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         policy = PolicyConfig.from_dict(d.pop("policy", {}))
         features = FeatureMap.from_dict(d.pop("features", {}) or {})
-        return cls(policy=policy, features=features, **d)
+        frames = FrameCacheConfig(**(d.pop("frames", {}) or {}))
+        return cls(policy=policy, features=features, frames=frames, **d)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
