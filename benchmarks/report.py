@@ -251,6 +251,17 @@ def rows() -> list[tuple[str, str, str]]:
                 "train_load",
             )
         )
+    stream = load("streaming.json")
+    if stream:
+        out.append(
+            (
+                f"training on a dataset {stream['dataset_vs_cap']:.1f}x the memory cap "
+                f"({stream['dataset_mb']} MB vs {stream['memory_cap_mb']} MB): streamed frames vs in RAM",
+                f"peak RSS {stream['peak_rss_mb']} MB; {stream['steps_per_s_streaming']:.2f} vs "
+                f"{stream['steps_per_s_in_ram']:.2f} steps/s ({stream['streaming_vs_in_ram']:.2f}x)",
+                "streaming",
+            )
+        )
     delay = load("delay.json")
     if delay:
         for method, per_task in delay["success"].items():
