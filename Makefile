@@ -13,7 +13,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_localhost.xml
 export AMENT_PREFIX_PATH := $(CURDIR)/$(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 export MUJOCO_GL ?= egl
 # flow_policy_node sets it too, but only for code that imports it before torch (see its __init__).
-export OMP_WAIT_POLICY ?= PASSIVE
+export GOMP_SPINCOUNT ?= 10000
 ifdef ROS2_TOOLS_DIR
 export ROS2_TOOLS_DIR
 endif

@@ -243,8 +243,8 @@ def rows() -> list[tuple[str, str, str]]:
         rates = load_["steps_per_s"]
         out.append(
             (
-                "training steps/s, quiet vs a busy core beside it: "
-                "2 threads OpenMP active / passive (default) / 1 thread",
+                "training steps/s, quiet vs a busy core beside it: 2 threads with "
+                "libgomp's default spin / a short spin (ours) / passive waiting; 1 thread",
                 "; ".join(
                     f"{cond} " + " / ".join(f"{rates[cond][k]:.1f}" for k in rates[cond]) for cond in rates
                 ),

@@ -6,12 +6,15 @@ Subpackages ``flow``, ``models``, ``data``, ``train`` and ``sim`` never import r
 
 import os
 
-# Before torch loads OpenMP (every entry point imports this package first): OpenMP's
-# default lets a thread that waits for its team spin. On 2 cores with anything else running
-# (a test, a sim, a second training), the team mate it waits for is off the CPU, and
-# training with 2 threads fell from 5 to 0.7 steps/s; passive waiting keeps it at 1-thread
-# speed under load and costs nothing measurable when the machine is quiet
-# (benchmarks/train_load.py). A value the user sets wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads OpenMP (every entry point imports this package first): a thread of
+# torch's OpenMP team (libgomp) that waits for its team mate spins for GOMP_SPINCOUNT turns
+# (300k by default) before it sleeps. On 2 cores with anything else running (a test, a sim,
+# a second training) the team mate is off the CPU, and 2-thread training fell to a fifth of
+# its quiet speed. 10k turns keep ~95% of the quiet speed and twice the loaded one;
+# passive waiting (no spinning) costs a quarter of the quiet speed (benchmarks/train_load.py).
+# A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins (libgomp lets the spin count
+# override the policy, so neither is touched when either is set).
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __version__ = "0.1.0"
