@@ -66,6 +66,16 @@ def test_eval_options_default_to_eval_config() -> None:
     assert f"(default: {defaults.seed})" in text
 
 
+def test_train_options_override_only_what_is_given() -> None:
+    from flow_policy_node.train.cli import build_config
+    from flow_policy_node.train.loop import TrainConfig
+
+    parser = build_parser()
+    assert build_config(parser.parse_args(["train", "data", "--out", "c"])) == TrainConfig()
+    cfg = build_config(parser.parse_args(["train", "data", "--out", "c", "--threads", "1", "--steps", "7"]))
+    assert (cfg.threads, cfg.steps, cfg.batch_size) == (1, 7, TrainConfig().batch_size)
+
+
 @pytest.mark.parametrize("command", ["sim", "record"])
 def test_node_options_not_given_are_left_to_the_parameter_files(command: str) -> None:
     """Options that set a node parameter have no default of their own: config/*.yaml's stand."""

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", type=int, help="chunk length H")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument(
+        "--threads", type=int, help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine)"
+    )
+    p.add_argument(
         "--val-fraction", type=float, help="episodes held out for a validation loss (metrics.csv, loss.png)"
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -84,7 +87,7 @@ def build_config(args: argparse.Namespace):
     cfg = (
         TrainConfig.from_dict(yaml.safe_load(args.config.read_text()) or {}) if args.config else TrainConfig()
     )
-    for name in ("steps", "batch_size", "lr", "device", "resume", "val_fraction"):
+    for name in ("steps", "batch_size", "lr", "device", "threads", "resume", "val_fraction"):
         value = getattr(args, name)
         if value not in (None, False):
             setattr(cfg, name, value)
