@@ -238,3 +238,29 @@ def test_run_waits_for_the_policy_node_to_become_active(
             proc.communicate()
     assert proc.returncode == 0, stdout + stderr
     assert processes_with_env(entry) == []
+
+
+def test_ctrl_c_while_the_policy_node_loads_ends_the_run_normally(
+    tmp_path: Path, ros_domain: int, checkpoint: Path
+) -> None:
+    env, entry = marked_env(PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [FLOW_POLICY, "run", str(checkpoint), "--out", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("node logs:")
+        assert proc.stdout.readline().strip() == "waiting for the policy node to load its checkpoint"
+        proc.send_signal(signal.SIGINT)  # the user changes their mind: a stop, not a failure
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert "interrupted" not in stderr
+    assert processes_with_env(entry) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,11 +81,12 @@ def _graph(out: Path, what: str = "node logs") -> Graph:
     return graph
 
 
-def _until_interrupted(graph: Graph) -> int:
-    """Run until Ctrl-C (exit 0) or until a node dies (NodeFailed)."""
-    with contextlib.suppress(KeyboardInterrupt):
-        graph.wait()
-    return 0
+@contextlib.contextmanager
+def _serving(out: Path) -> Iterator[Graph]:
+    """A graph that runs until Ctrl-C, which ends the command normally (exit 0) whenever it
+    comes, also while the nodes start; a node that dies still ends it with NodeFailed."""
+    with _graph(out) as graph, contextlib.suppress(KeyboardInterrupt):
+        yield graph
 
 
 def _given(**params) -> dict:
@@ -124,7 +126,7 @@ def run_sim(args: argparse.Namespace) -> int:
         _check_tasks([args.task])
     if args.checkpoint:
         _check_checkpoint(args.checkpoint)
-    with _graph(args.out) as graph:
+    with _serving(args.out) as graph:
         params = _given(task=args.task, real_time_factor=args.real_time_factor)
         graph.start("sim", "sim_node", ros_args("sim_node.yaml", **params))
         if args.checkpoint:
@@ -134,7 +136,8 @@ def run_sim(args: argparse.Namespace) -> int:
             _wait_for_policy(graph, "policy")
         topic = absolute(names.COMMAND)
         print(f"running; Ctrl-C stops (try: ros2 topic pub --once {topic} std_msgs/String ...)")
-        return _until_interrupted(graph)
+        graph.wait()
+    return 0
 
 
 def run_record(args: argparse.Namespace) -> int:
@@ -166,10 +169,11 @@ def run_policy(args: argparse.Namespace) -> int:
     from flow_policy_node.ros.graph import ros_args
 
     _check_checkpoint(args.checkpoint)
-    with _graph(args.out) as graph:
+    with _serving(args.out) as graph:
         graph.start("policy", "policy_node", ros_args(args.params, checkpoint=str(args.checkpoint)))
         _wait_for_policy(graph, "policy")
-        return _until_interrupted(graph)
+        graph.wait()
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,8 +74,14 @@ def _run_ready(executor) -> None:
             raise handler.exception()
 
 
-def spin(node, executor=None, cleanup=None, idle: Callable[[], bool] | None = None) -> None:
-    """Spin ``node`` until SIGINT/SIGTERM, then run ``cleanup`` and shut rclpy down.
+def spin(
+    node,
+    executor=None,
+    cleanup=None,
+    idle: Callable[[], bool] | None = None,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Spin ``node`` until SIGINT/SIGTERM (or ``until()``), then run ``cleanup`` and shut rclpy down.
 
     While ``idle()`` is true the node takes its messages in batches, every ``IDLE_PERIOD_S``:
     rclpy's executor costs ~0.4-0.7 ms of Python per wake-up (it rebuilds its wait set from
@@ -92,8 +99,12 @@ def spin(node, executor=None, cleanup=None, idle: Callable[[], bool] | None = No
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    stopping = threading.Event()
+
+    # A flag, not KeyboardInterrupt: raised inside a callback, the exception can land in
+    # rclpy's C++ message conversion and come out as a RuntimeError that kills the node.
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        stopping.set()
 
     # Both explicitly: a shell starts background jobs with SIGINT ignored, and Python
     # keeps an inherited SIG_IGN, so `node &` then `kill -INT` would otherwise do nothing.
@@ -103,14 +114,14 @@ def spin(node, executor=None, cleanup=None, idle: Callable[[], bool] | None = No
     executor.add_node(node)
     try:
         # spin_once with a timeout, not spin(): the wait must return now and then for
-        # Python to deliver the signal as KeyboardInterrupt.
-        while rclpy.ok(context=node.context):
+        # Python to run the signal handler and the loop to see the flag.
+        while not stopping.is_set() and rclpy.ok(context=node.context) and not (until and until()):
             if idle is not None and idle():
                 _run_ready(executor)
                 time.sleep(IDLE_PERIOD_S)
             else:
                 executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
         if cleanup is not None:

@@ -14,13 +14,13 @@ import sys
 import threading
 import time
 
-from flow_policy_node.ros.env import run_node_main
+from flow_policy_node.ros.env import run_node_main, spin
 
 
 def _main(argv: list[str]) -> int:
     import rclpy
     from rclpy.callback_groups import ReentrantCallbackGroup
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from rclpy.signals import SignalHandlerOptions
@@ -158,17 +158,7 @@ def _main(argv: list[str]) -> int:
     node = TeleopNode()
     # Single-threaded: callbacks are short (episodes run on the worker thread), and rclpy's
     # MultiThreadedExecutor busy-loops (most of a core at 100 Hz /clock).
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while rclpy.ok() and not node.finished.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.env.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(node, SingleThreadedExecutor(), node.env.close, until=node.finished.is_set)
     return node.exit_code
 
 
