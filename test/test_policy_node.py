@@ -6,10 +6,12 @@ matter; checkpoint validation and responsiveness during inference run in-process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +380,25 @@ def make_node(context, embedder_loader=None, **params):
     return PolicyNode(context=context, parameter_overrides=overrides, **loader)
 
 
+@contextlib.contextmanager
+def spun_node(context, embedder_loader=None, **params) -> Iterator[tuple[object, Probe]]:
+    """An in-process policy node spun on a thread of its own, and a probe beside it."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    node = make_node(context, embedder_loader, **params)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    probe = Probe(context)
+    try:
+        yield node, probe
+    finally:
+        probe.close()
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+
+
 def test_missing_or_mismatched_checkpoint_fails_configure_naming_the_problem(
     rclpy_context, checkpoint, tmp_path
 ) -> None:
@@ -416,19 +437,13 @@ def test_missing_or_mismatched_checkpoint_fails_configure_naming_the_problem(
 
 
 def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) -> None:
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from flow_policy_msgs.srv import SetEnabled
 
     # Thousands of ODE steps make one chunk take seconds: long enough to call into it.
-    node = make_node(rclpy_context, checkpoint=str(checkpoint), ode_steps=3000, command=TASKS[0])
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    probe = Probe(rclpy_context)
-    try:
+    slow = {"ode_steps": 3000, "command": TASKS[0]}
+    with spun_node(rclpy_context, checkpoint=str(checkpoint), **slow) as (node, probe):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert probe.spin_until(lambda: node.runtime.inferring, 30)
@@ -437,27 +452,15 @@ def test_services_answer_while_a_chunk_is_computed(rclpy_context, checkpoint) ->
         assert probe.spin_until(lambda: not node.runtime.inferring, 60)
         probe.assert_no_motion(0.5)  # disabled during inference: its chunk is dropped
         assert node.state() == "disabled"
-    finally:
-        probe.close()
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
 
 
 def test_deactivating_ends_the_running_goal_and_holds(rclpy_context, checkpoint) -> None:
     from rclpy.action import ActionClient
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from flow_policy_msgs.action import ExecuteCommand
 
-    node = make_node(rclpy_context, checkpoint=str(checkpoint))
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    probe = Probe(rclpy_context)
-    try:
+    with spun_node(rclpy_context, checkpoint=str(checkpoint)) as (node, probe):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         client = ActionClient(probe.node, ExecuteCommand, "/flow_policy/execute")
@@ -472,11 +475,6 @@ def test_deactivating_ends_the_running_goal_and_holds(rclpy_context, checkpoint)
         assert node.runtime.task == "" and node.runtime.holding_reason == "deactivated"
         probe.assert_no_motion(0.5)  # lifecycle publishers: nothing goes out while inactive
         assert node.state() == "idle"
-    finally:
-        probe.close()
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
 
 
 def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint, tmp_path) -> None:
@@ -525,16 +523,9 @@ def test_policy_node_drives_the_mujoco_sim_in_sim_time(rclpy_context, checkpoint
 
 def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, checkpoint) -> None:
     from geometry_msgs.msg import Point, PointStamped
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    node = make_node(rclpy_context, checkpoint=str(checkpoint))
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    probe = Probe(rclpy_context)
-    try:
+    with spun_node(rclpy_context, checkpoint=str(checkpoint)) as (node, probe):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         pub = probe.node.create_publisher(PointStamped, "/clicked_point", 10)
         assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10)
@@ -547,29 +538,18 @@ def test_clicked_point_sets_the_goal_only_in_the_base_frame(rclpy_context, check
         pub.publish(msg)
         assert probe.spin_until(lambda: "camera_link" in node.runtime.last_error, 10)
         assert node.runtime.cache.goal[0] == pytest.approx(0.4)  # no transform here: refused, not misused
-    finally:
-        probe.close()
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
 
 
 def test_configure_does_not_wait_for_the_language_model(rclpy_context, checkpoint) -> None:
     """The node runs exact commands while the model loads, refuses free text saying so, and
     its diagnostics say when free text becomes available."""
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from flow_policy_node.control.commands import NOT_YET
 
     loader = GatedLoader(real_embedder())
-    node = make_node(rclpy_context, loader, checkpoint=str(checkpoint), command_embedding=True)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    probe = Probe(rclpy_context)
-    try:
+    params = {"checkpoint": str(checkpoint), "command_embedding": True}
+    with spun_node(rclpy_context, loader, **params) as (node, probe):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert loader.started.is_set() and not loader.gate.is_set()
@@ -583,8 +563,3 @@ def test_configure_does_not_wait_for_the_language_model(rclpy_context, checkpoin
         assert "language model loaded in" in probe.wait_free_text("available", 60)
         probe.publish_command("go to the target")
         assert probe.wait_status(lambda m: m.command == TASKS[1]).last_error == ""
-    finally:
-        probe.close()
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
