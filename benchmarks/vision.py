@@ -12,7 +12,7 @@
 3. The first run's checkpoint under every scene perturbation of sim/perturb.py (camera
    moved / turned, light, cube paint and size, a distractor), the same seeds for each; and
    the same recipe trained on demos in randomised scenes (``randomize_scene`` 1.0: camera
-   within ~2 cm / 2 degrees, light, paint, a distractor in 30% of them), without ROS.
+   within 4 cm / 3 degrees, light, paint, cube size, a distractor in half), without ROS.
 4. Baselines: flow, regression and diffusion with the same encoders (camera + the goal
    head), the same scripted demos (collected without ROS, seeds 0.., the demo's scene
    randomisation), the same steps and batch, on the three pick tasks plus the bimodal

@@ -26,6 +26,7 @@ from flow_policy_node.observation import (
     Observation,
     image_key,
 )
+from flow_policy_node.tasks import CUBE_HALF
 from flow_policy_node.train.loop import TrainConfig, train
 from flow_policy_node.train.synthetic import JOINTS, stats_of
 
@@ -173,8 +174,10 @@ def test_scene_is_a_parameter_and_perturbations_change_what_the_camera_sees() ->
     a = (env.reset("pick_red", 5), env.scene)[1]
     b = (env.reset("pick_red", 6), env.scene)[1]
     c = (env.reset("pick_red", 5), env.scene)[1]
+    # The cube starts on the table at its own (randomised) size, not the default's.
+    assert env.cube_position("red")[2] == pytest.approx(CUBE_HALF * c.cube_scale)
     env.close()
-    assert a == c and a != b
+    assert a == c and a != b and c.cube_scale != 1.0
 
 
 def test_pictures_project_world_points_onto_the_camera_image() -> None:

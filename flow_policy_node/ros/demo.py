@@ -60,7 +60,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls, out: Path) -> DemoConfig:
-        return cls(out=out, tasks=("pick_red",), demos_per_task=30, train_steps=2000, eval_episodes=5)
+        return cls(out=out, tasks=("pick_red",), demos_per_task=30, train_steps=1500, eval_episodes=5)
 
     def image_goal_tasks(self) -> tuple[str, ...]:
         """Commands whose goal the policy finds in the images (none without cameras)."""

@@ -86,7 +86,7 @@ class ArmEnv:
         if start is not None:
             q[:6] = self.ik.solve(start, self.home[:6], iters=200)
         self.data.qpos[self.qadr] = q
-        half = CUBE_HALF * self.config.scene.cube_scale
+        half = CUBE_HALF * self.scene.cube_scale  # the episode's scene, randomised or not
         for colour, xy in layout.cubes.items():
             adr = self.model.joint(f"cube_{colour}_free").qposadr[0]
             self.data.qpos[adr : adr + 7] = [xy[0], xy[1], half, 1, 0, 0, 0]
