@@ -59,8 +59,7 @@ class Scene:
         """A nearby scene (domain randomisation), ``amount`` scaling every range: camera within
         4 cm, aimed within 3 cm and rolled within 3 degrees, light +-40%, cube paint +-0.08 and
         size +-10%, a distractor in half the scenes. The ranges reach the perturbations of
-        sim/perturb.py: a policy that has seen only smaller changes does not interpolate to
-        them (amount 0.5 left a turned camera and the distractor 40-60 points down)."""
+        sim/perturb.py (benchmarks/vision.py measures what training on them buys)."""
 
         def jitter(v: tuple[float, ...], scale: float) -> tuple[float, ...]:
             return tuple((np.asarray(v) + rng.uniform(-scale, scale, len(v)) * amount).tolist())
