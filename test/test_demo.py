@@ -2,9 +2,9 @@
 
 Threshold: the quick demo (camera policy, pick_red among three cubes, 30 demos, 1500 steps)
 picked 15/15 through ROS in 3 runs (benchmarks/results/demo.json); with 2000 steps it had
-picked 8/10 without ROS. Take p as 0.8: at least 5 of 10 fails with probability 0.6 %. A broken chain (no goal label in the bags, a reset that
-wipes it, a policy blind to the image or the command, a node too slow to keep up) scored
-0-4 of 10 in earlier sessions.
+picked 8/10 without ROS. Take p as 0.8: at least 5 of 10 fails with probability 0.6 %. A
+broken chain (no goal label in the bags, a reset that wipes it, a policy blind to the image
+or the command, a node too slow to keep up) scored 0-4 of 10 in earlier sessions.
 """
 
 from __future__ import annotations
