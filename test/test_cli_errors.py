@@ -213,9 +213,12 @@ def test_a_checkpoint_that_does_not_fit_the_robot_ends_the_command_with_the_reas
     assert processes_with_env(entry) == []
 
 
-def test_run_waits_for_the_policy_node_to_become_active(
-    tmp_path: Path, ros_domain: int, checkpoint: Path
+@pytest.mark.parametrize("interrupt", ["loading", "active"])
+def test_run_waits_for_the_policy_node_and_ctrl_c_ends_it_normally(
+    tmp_path: Path, ros_domain: int, checkpoint: Path, interrupt: str
 ) -> None:
+    """`flow-policy run` says when the node is active; Ctrl-C is a stop, not a failure, also
+    while the node still loads (the user changes their mind)."""
     env, entry = marked_env(PYTHONUNBUFFERED="1")  # its lines as they are printed
     proc = subprocess.Popen(
         [FLOW_POLICY, "run", str(checkpoint), "--out", str(tmp_path)],
@@ -228,34 +231,10 @@ def test_run_waits_for_the_policy_node_to_become_active(
     try:
         assert proc.stdout.readline().startswith("node logs:")
         assert proc.stdout.readline().strip() == "waiting for the policy node to load its checkpoint"
-        assert proc.stdout.readline().strip() == "policy node active"  # blocks until it is
-        assert "active: waiting for a command" in (tmp_path / "logs" / "policy.log").read_text()
+        if interrupt == "active":
+            assert proc.stdout.readline().strip() == "policy node active"  # blocks until it is
+            assert "active: waiting for a command" in (tmp_path / "logs" / "policy.log").read_text()
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, stdout + stderr
-    assert processes_with_env(entry) == []
-
-
-def test_ctrl_c_while_the_policy_node_loads_ends_the_run_normally(
-    tmp_path: Path, ros_domain: int, checkpoint: Path
-) -> None:
-    env, entry = marked_env(PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [FLOW_POLICY, "run", str(checkpoint), "--out", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline().startswith("node logs:")
-        assert proc.stdout.readline().strip() == "waiting for the policy node to load its checkpoint"
-        proc.send_signal(signal.SIGINT)  # the user changes their mind: a stop, not a failure
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
