@@ -30,6 +30,8 @@ import numpy as np
 
 CUBE_COLOURS = {"red": (0.85, 0.15, 0.12, 1), "green": (0.15, 0.7, 0.2, 1), "blue": (0.15, 0.3, 0.85, 1)}
 CUBE_HALF = 0.02
+# Where cube centres are placed: (x, y) corners, m.
+CUBE_AREA = ((0.32, -0.18), (0.5, 0.18))
 # Where every layout point lies (x, y, z in the arm base frame, m): on the table, inside what
 # the arm reaches with the gripper pointing down.
 WORKSPACE = (np.array([0.2, -0.35, 0.0]), np.array([0.6, 0.35, 0.35]))
@@ -88,7 +90,7 @@ def _scatter_cubes(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The three cubes at random places in front of the arm, at least 9 cm apart."""
     cubes: dict[str, np.ndarray] = {}
     while len(cubes) < len(CUBE_COLOURS):
-        p = np.array([rng.uniform(0.32, 0.5), rng.uniform(-0.18, 0.18)])
+        p = rng.uniform(*CUBE_AREA)
         if all(np.linalg.norm(p - q) > 0.09 for q in cubes.values()):
             cubes[list(CUBE_COLOURS)[len(cubes)]] = p
     return cubes

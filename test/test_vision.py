@@ -180,6 +180,30 @@ def test_scene_is_a_parameter_and_perturbations_change_what_the_camera_sees() ->
     assert a == c and a != b and c.cube_scale != 1.0
 
 
+def test_randomised_distractors_vary_in_colour_and_place_but_never_look_like_a_cube() -> None:
+    import colorsys
+
+    from flow_policy_node.sim.scene import Scene, apply_scene, build_model
+    from flow_policy_node.tasks import CUBE_AREA, CUBE_COLOURS
+
+    rng = np.random.default_rng(0)
+    scenes = [Scene().randomized(rng) for _ in range(200)]
+    assert 0.3 < np.mean([s.distractor for s in scenes]) < 0.7
+    assert len({s.distractor_rgb for s in scenes}) == 200 and len({s.distractor_xy for s in scenes}) == 200
+    cube_hues = [colorsys.rgb_to_hsv(*c[:3])[0] for c in CUBE_COLOURS.values()]
+    (x0, y0), (x1, y1) = CUBE_AREA
+    for s in scenes:
+        h, sat, _ = colorsys.rgb_to_hsv(*s.distractor_rgb)
+        assert sat == 0 or min(min(abs(h - c), 1 - abs(h - c)) for c in cube_hues) > 25 / 360
+        x, y = s.distractor_xy
+        assert not (x0 - 0.04 < x < x1 + 0.04 and y0 - 0.04 < y < y1 + 0.04)
+    model = build_model()
+    shown = next(s for s in scenes if s.distractor)
+    apply_scene(model, shown)
+    assert np.allclose(model.geom("distractor_geom").rgba[:3], shown.distractor_rgb)
+    assert np.allclose(model.body("distractor").pos[:2], shown.distractor_xy)
+
+
 def test_pictures_project_world_points_onto_the_camera_image() -> None:
     from flow_policy_node.sim.env import ArmEnv, SimConfig
     from flow_policy_node.sim.pictures import project

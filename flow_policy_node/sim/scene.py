@@ -11,6 +11,7 @@ shades and sizes, a distractor), so that evaluations can perturb it.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import mujoco
 import numpy as np
 
 from flow_policy_node.robot import ArmSpec, default_arm, default_urdf
-from flow_policy_node.tasks import CUBE_COLOURS, CUBE_HALF
+from flow_policy_node.tasks import CUBE_AREA, CUBE_COLOURS, CUBE_HALF
 
 HOME = np.array([0.0, 0.35, 1.45, 0.0, 1.35, 0.0, 0.04])  # gripper down above the table
 # Position servo gains per joint (arm joints, then the gripper finger).
@@ -42,7 +43,9 @@ class Scene:
     light: float = 1.0  # scale of the lights' diffuse intensity
     cube_shade: float = 0.0  # added to every cube's RGB (a different batch of paint)
     cube_scale: float = 1.0  # cube edge length relative to the default 4 cm
-    distractor: bool = False  # a yellow cylinder on the table, away from the cubes
+    distractor: bool = False  # a cylinder on the table, away from the cubes
+    distractor_rgb: tuple[float, float, float] = (0.9, 0.8, 0.1)  # yellow: red and green at once
+    distractor_xy: tuple[float, float] = (0.56, 0.2)
 
     def camera_xyaxes(self) -> list[float]:
         """MuJoCo's camera frame: x to the image's right, y up, looking along -z."""
@@ -58,8 +61,9 @@ class Scene:
     def randomized(self, rng: np.random.Generator, amount: float = 1.0) -> Scene:
         """A nearby scene (domain randomisation), ``amount`` scaling every range: camera within
         4 cm, aimed within 3 cm and rolled within 3 degrees, light +-40%, cube paint +-0.08 and
-        size +-10%, a distractor in half the scenes. The ranges reach the perturbations of
-        sim/perturb.py (benchmarks/vision.py measures what training on them buys)."""
+        size +-10%, a distractor in half the scenes (of any hue but the cubes', anywhere on the
+        table outside the cubes' area). The ranges reach the perturbations of sim/perturb.py
+        (benchmarks/vision.py measures what training on them buys)."""
 
         def jitter(v: tuple[float, ...], scale: float) -> tuple[float, ...]:
             return tuple((np.asarray(v) + rng.uniform(-scale, scale, len(v)) * amount).tolist())
@@ -73,10 +77,33 @@ class Scene:
             cube_shade=self.cube_shade + rng.uniform(-0.08, 0.08) * amount,
             cube_scale=self.cube_scale * (1 + rng.uniform(-0.1, 0.1) * amount),
             distractor=bool(rng.random() < 0.5 * amount),
+            distractor_rgb=_distractor_colour(rng),
+            distractor_xy=_distractor_place(rng),
         )
 
 
-DISTRACTOR_POS = (0.56, 0.2, 0.03)
+def _distractor_colour(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A saturated colour at least 25 degrees of hue from every cube's, or a grey."""
+    cube_hues = [colorsys.rgb_to_hsv(*rgba[:3])[0] for rgba in CUBE_COLOURS.values()]
+    while True:
+        hue = rng.random()
+        if all(min(abs(hue - h), 1 - abs(hue - h)) > 25 / 360 for h in cube_hues):
+            break
+    if rng.random() < 0.2:  # white to black
+        return (float(rng.uniform(0.1, 0.95)),) * 3
+    return tuple(float(c) for c in colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)))
+
+
+def _distractor_place(rng: np.random.Generator) -> tuple[float, float]:
+    """A table spot in view, at least 4 cm outside the area where cubes are placed."""
+    (x0, y0), (x1, y1) = CUBE_AREA
+    while True:
+        x, y = rng.uniform(0.26, 0.62), rng.uniform(-0.26, 0.26)
+        if not (x0 - 0.04 < x < x1 + 0.04 and y0 - 0.04 < y < y1 + 0.04):
+            return float(x), float(y)
+
+
+DISTRACTOR_HALF_HEIGHT = 0.03
 LIGHT_DIFFUSE = (0.7, 0.4)
 HIDDEN = (0.4, 0.0, -1.0)  # where mocap bodies wait under the table
 
@@ -99,7 +126,10 @@ def apply_scene(model: mujoco.MjModel, scene: Scene) -> None:
         geom.size[:] = half
         geom.rbound[:] = half * np.sqrt(3)
         model.geom_aabb[geom.id, 3:] = half
-    model.body_pos[model.body("distractor").id] = DISTRACTOR_POS if scene.distractor else HIDDEN
+    model.geom("distractor_geom").rgba[:3] = scene.distractor_rgb
+    model.body_pos[model.body("distractor").id] = (
+        (*scene.distractor_xy, DISTRACTOR_HALF_HEIGHT) if scene.distractor else HIDDEN
+    )
 
 
 def build_model(
@@ -150,8 +180,7 @@ def build_model(
     thing.add_geom(
         name="distractor_geom",
         type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-        size=[0.025, 0.03, 0],
-        rgba=[0.9, 0.8, 0.1, 1],
+        size=[0.025, DISTRACTOR_HALF_HEIGHT, 0],
     )
     post = world.add_body(name="obstacle", pos=[0.42, 0, -1.0], mocap=True)
     post.add_geom(

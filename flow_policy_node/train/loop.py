@@ -3,6 +3,7 @@
     policy = make_policy(...)            # flow, regression or diffusion, same encoders
     for step in range(steps):
         batch = next(data)               # dict of tensors (flow_policy_node.observation keys)
+        batch = augment(batch)           # random image shifts, brightness/contrast (if asked)
         loss = policy.loss(batch)        # CFM / MSE / DDPM loss
         loss.backward(); clip; AdamW step; LR warm-up + cosine; EMA update
         every eval_every steps: the EMA policy's loss on held-out episodes (val_fraction)
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from flow_policy_node.data.dataset import FeatureMap
 from flow_policy_node.data.frames import FrameCacheConfig
 from flow_policy_node.models.policy import BasePolicy, PolicyConfig, make_policy
+from flow_policy_node.train.augment import AugmentConfig, augment
 from flow_policy_node.train.checkpoint import load_train_state, save_checkpoint, save_train_state
 
 
@@ -66,6 +68,8 @@ class TrainConfig:
     # Decoded frames in memory, or in a cache on disk read per sample (datasets larger
     # than RAM); by default the cache above a size (data/frames.py).
     frames: FrameCacheConfig = field(default_factory=FrameCacheConfig)
+    # Random shifts and brightness / contrast jitter of the training images (train/augment.py).
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -73,7 +77,8 @@ class TrainConfig:
         policy = PolicyConfig.from_dict(d.pop("policy", {}))
         features = FeatureMap.from_dict(d.pop("features", {}) or {})
         frames = FrameCacheConfig(**(d.pop("frames", {}) or {}))
-        return cls(policy=policy, features=features, frames=frames, **d)
+        aug = AugmentConfig(**(d.pop("augment", {}) or {}))
+        return cls(policy=policy, features=features, frames=frames, augment=aug, **d)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -222,6 +227,7 @@ def train(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, dataset_name:
     policy.train()
     while step < cfg.steps:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(data).items()}
+        batch = augment(batch, cfg.augment)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
