@@ -11,10 +11,11 @@
    median over runs, ``success_runs`` each run's.
 3. The first run's checkpoint under every scene perturbation of sim/perturb.py (camera
    moved / turned, light, cube paint and size, a distractor), the same seeds for each; and
-   the robust recipe, without ROS: demos in randomised scenes (``randomize_scene`` 1.0:
-   camera within 4 cm / 3 degrees, light, paint, cube size, a distractor of another colour
-   in half, anywhere off the cubes' area) and training with image augmentation (random
-   shifts, brightness, contrast: train/augment.py).
+   the robustness recipes (``RECIPES``), trained without ROS and perturbed alike: the demo's
+   recipe with image augmentation (random shifts, brightness, contrast: train/augment.py)
+   and standardised keypoint maps; and the same on demos in randomised scenes
+   (``randomize_scene`` 1.0: camera within 4 cm / 3 degrees, light, paint, cube size, a
+   distractor of another colour in half, anywhere off the cubes' area).
 4. Baselines: flow, regression and diffusion with the same encoders (camera + the goal
    head), the same scripted demos (collected without ROS, seeds 0.., the demo's scene
    randomisation), the same steps and batch, on the three pick tasks plus the bimodal
@@ -29,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from demo import run as run_demo
 
-from flow_policy_node.models.encoders import ObservationEncoderConfig
+from flow_policy_node.models.encoders import ImageEncoderConfig, ObservationEncoderConfig
 from flow_policy_node.models.policy import PolicyConfig
 from flow_policy_node.ros.demo import DemoConfig
 from flow_policy_node.sim.demos import ExpertDemos
@@ -59,21 +61,38 @@ def closed_loop(policy, tasks, episodes: int) -> dict:
     return evaluate(policy, EvalConfig(tasks=tuple(tasks), episodes=episodes), sim)
 
 
-# The robust recipe's image augmentation: shifts of up to 4 px (the camera turned by the
-# perturbation moves the table ~4 px in the image), brightness and contrast.
-ROBUST_AUGMENT = AugmentConfig(shift_px=4, brightness=0.4, contrast=0.2)
+@dataclass(frozen=True)
+class Recipe:
+    """A change to the demo's recipe for robustness, trained without ROS and perturbed."""
+
+    randomize_scene: float = 0.0  # demos in randomised scenes (sim/scene.py Scene.randomized)
+    # Image shifts of up to 4 px (the turned camera moves the table ~4 px), brightness, contrast.
+    augment: AugmentConfig = field(
+        default_factory=lambda: AugmentConfig(shift_px=4, brightness=0.4, contrast=0.2)
+    )
+    keypoint_norm: bool = True  # standardised keypoint maps (ImageEncoderConfig)
 
 
-def train_like_demo(data, kind: str = "flow", steps: int | None = None, augment: AugmentConfig | None = None):
+# results key -> recipe
+RECIPES = {
+    "perturbed_augmented": Recipe(),
+    "perturbed_randomized_scenes": Recipe(randomize_scene=1.0),
+}
+
+
+def train_like_demo(data, kind: str = "flow", steps: int | None = None, recipe: Recipe | None = None):
     d = DemoConfig()
     image_goal = tuple(get_task(t).command for t in PICKS)
+    image = ImageEncoderConfig(keypoint_norm=recipe is not None and recipe.keypoint_norm)
     cfg = TrainConfig(
-        policy=PolicyConfig(kind=kind, encoder=ObservationEncoderConfig(image_goal_tasks=image_goal)),
+        policy=PolicyConfig(
+            kind=kind, encoder=ObservationEncoderConfig(image_goal_tasks=image_goal, image=image)
+        ),
         steps=steps or d.train_steps,
         batch_size=d.batch_size,
         lr=1e-3,
         warmup_steps=50,
-        augment=augment or AugmentConfig(),
+        augment=recipe.augment if recipe else AugmentConfig(),
     )
     with tempfile.TemporaryDirectory() as ckpt:
         return train(cfg, data, ckpt).eval()
@@ -157,18 +176,15 @@ def main(a: argparse.Namespace) -> dict:
     plot_perturbed(
         results["perturbed"], a.out / "vision_perturbed.png", "the demo's camera policy, perturbed"
     )
-    if not a.no_randomized:
-        data = expert_demos((*PICKS, "reach"), a, randomize=1.0)
-        policy = train_like_demo(data, steps=a.steps, augment=ROBUST_AUGMENT)
-        results["perturbed_randomized_scenes"], results["worst_drop_randomized_scenes_points"] = perturbed(
-            policy, a.perturbed_episodes
-        )
-        plot_perturbed(
-            results["perturbed_randomized_scenes"],
-            a.out / "vision_perturbed_randomized.png",
-            "trained in randomised scenes with image augmentation, perturbed",
-        )
-    save()
+    for key, recipe in RECIPES.items() if not a.no_robust else ():
+        data = expert_demos((*PICKS, "reach"), a, randomize=recipe.randomize_scene)
+        policy = train_like_demo(data, steps=a.steps, recipe=recipe)
+        results[key], drop = perturbed(policy, a.perturbed_episodes)
+        results[key.replace("perturbed", "worst_drop") + "_points"] = drop
+        results[key.replace("perturbed", "recipe")] = asdict(recipe)
+        print(key, results[key], flush=True)
+        plot_perturbed(results[key], a.out / f"vision_{key}.png", f"{key.replace('_', ' ')} (no ROS)")
+        save()
     if not a.no_baselines:
         tasks = (*PICKS, "obstacle")
         data = expert_demos(tasks, a)
@@ -208,7 +224,7 @@ if __name__ == "__main__":
     p.add_argument("--perturbed-episodes", type=int, default=20)
     p.add_argument("--baseline-episodes", type=int, default=30)
     p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--no-randomized", action="store_true", help="skip training in randomised scenes")
+    p.add_argument("--no-robust", action="store_true", help="skip the robustness recipes (RECIPES)")
     p.add_argument("--resume", action="store_true", help="keep the runs in the results file, add the rest")
     p.add_argument(
         "--reuse", type=Path, help="a finished `flow-policy demo --out` directory instead of new runs"

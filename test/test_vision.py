@@ -180,6 +180,40 @@ def test_scene_is_a_parameter_and_perturbations_change_what_the_camera_sees() ->
     assert a == c and a != b and c.cube_scale != 1.0
 
 
+def test_standardised_keypoints_do_not_follow_the_image_contrast() -> None:
+    """Dim light lowers a feature map's contrast: a plain spatial softmax then spreads out and
+    its keypoint slides toward the image centre; a standardised one stays on the peak."""
+    from flow_policy_node.models.encoders import SpatialSoftmax
+
+    x = torch.zeros(1, 1, 24, 24)
+    x[0, 0, 4, 18] = 6.0  # one bright feature near the top-right corner
+    plain, standard = SpatialSoftmax(), SpatialSoftmax(standardize=True)
+    with torch.no_grad():
+        for pool in (plain, standard):
+            pool.log_temperature.fill_(-1.0)
+        dim = 0.3 * x + 0.5
+        assert torch.allclose(standard(dim), standard(x), atol=1e-4)
+        assert (plain(dim) - plain(x)).abs().max() > 0.2
+        assert standard(x)[0, 0] > 0.4 and standard(x)[0, 1] < -0.4  # at the feature
+
+
+def test_expert_demos_are_collected_in_the_scenes_asked_for() -> None:
+    """A perturbed or randomised SimConfig reaches the demos' frames (it once fell back to
+    the default scene, so a "randomised" training set was the nominal one)."""
+    from flow_policy_node.sim.demos import ExpertDemos
+    from flow_policy_node.sim.env import SimConfig
+    from flow_policy_node.sim.perturb import PERTURBATIONS
+
+    def first_frame(sim: SimConfig) -> np.ndarray:
+        data = ExpertDemos(("pick_red",), 1, 4, cameras=("front",), sim=sim, progress=False)
+        return data.frames[image_key("front")][0].astype(int)
+
+    nominal = first_frame(SimConfig())
+    assert np.abs(first_frame(SimConfig(scene=PERTURBATIONS["dim_light"])) - nominal).mean() > 5
+    assert np.abs(first_frame(SimConfig(randomize_scene=1.0)) - nominal).mean() > 1
+    assert np.array_equal(first_frame(SimConfig()), nominal)
+
+
 def test_randomised_distractors_vary_in_colour_and_place_but_never_look_like_a_cube() -> None:
     import colorsys
 

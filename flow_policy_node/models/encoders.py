@@ -31,6 +31,10 @@ class ImageEncoderConfig:
     blocks: tuple[int, ...] = (1,)
     pooling: str = "spatial_softmax"  # or "avg"
     keypoints: int = 32  # spatial-softmax channels
+    # Standardise each keypoint map (zero mean, unit spread over the image) before its
+    # softmax, so that how peaked it is does not follow the image's contrast: dim light
+    # would otherwise flatten the softmax and pull every keypoint toward the image centre.
+    keypoint_norm: bool = False
     out_dim: int = 128
     # Scale and shift the last feature map by the command (FiLM), so that what the keypoints
     # attend to depends on it: "pick up the red cube" looks for red.
@@ -71,14 +75,18 @@ class SpatialSoftmax(nn.Module):
     policy needs and why it learns from few demos (Levine et al. 2016).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, standardize: bool = False) -> None:
         super().__init__()
         # Learnt sharpness: a peaked softmax localises a small object to a fraction of a cell.
         self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.standardize = standardize
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        attn = torch.softmax(x.flatten(2) / self.log_temperature.exp(), dim=-1).view(b, c, h, w)
+        logits = x.flatten(2)
+        if self.standardize:
+            logits = (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + 1e-5)
+        attn = torch.softmax(logits / self.log_temperature.exp(), dim=-1).view(b, c, h, w)
         ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
         xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
         ex = (attn.sum(2) * xs).sum(-1)
@@ -116,7 +124,8 @@ class ImageEncoder(nn.Module):
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
         if cfg.pooling == "spatial_softmax":
-            self.pool: nn.Module = nn.Sequential(nn.Conv2d(cin, cfg.keypoints, 1), SpatialSoftmax())
+            keypoints = nn.Conv2d(cin, cfg.keypoints, 1)
+            self.pool: nn.Module = nn.Sequential(keypoints, SpatialSoftmax(cfg.keypoint_norm))
             pooled = 2 * cfg.keypoints
         else:
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())

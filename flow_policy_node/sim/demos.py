@@ -7,6 +7,8 @@ tests that need a policy trained on the simulator's tasks in seconds to minutes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tqdm import tqdm
 
@@ -39,7 +41,8 @@ class ExpertDemos(EpisodeDataset):
     ) -> None:
         sim = sim or SimConfig()
         cameras = tuple(cameras)
-        env = ArmEnv(SimConfig(image_size=sim.image_size, cameras=cameras, render=bool(cameras)))
+        # The caller's scene and its randomisation, with only the cameras to render set here.
+        env = ArmEnv(replace(sim, cameras=cameras, render=bool(cameras)))
         joint_names = tuple(env.arm.joint_names)
         states, actions, goals, task_ids, episodes = [], [], [], [], []
         n_episodes = 0
