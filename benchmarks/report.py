@@ -179,6 +179,7 @@ def rows() -> list[tuple[str, str, str]]:
             )
         for key, label in (
             ("perturbed_augmented", "image augmentation + standardised keypoints"),
+            ("perturbed_distractors", "the same on demos with random distractors"),
             ("perturbed_randomized_scenes", "the same on demos in randomised scenes"),
         ):
             if key in vision:

@@ -13,7 +13,8 @@
    moved / turned, light, cube paint and size, a distractor), the same seeds for each; and
    the robustness recipes (``RECIPES``), trained without ROS and perturbed alike: the demo's
    recipe with image augmentation (random shifts, brightness, contrast: train/augment.py)
-   and standardised keypoint maps; and the same on demos in randomised scenes
+   and standardised keypoint maps; the same on demos of which 70% have a distractor of
+   random colour and place; and the same on demos in randomised scenes
    (``randomize_scene`` 1.0: camera within 4 cm / 3 degrees, light, paint, cube size, a
    distractor of another colour in half, anywhere off the cubes' area).
 4. Baselines: flow, regression and diffusion with the same encoders (camera + the goal
@@ -66,6 +67,7 @@ class Recipe:
     """A change to the demo's recipe for robustness, trained without ROS and perturbed."""
 
     randomize_scene: float = 0.0  # demos in randomised scenes (sim/scene.py Scene.randomized)
+    distractors: float = 0.0  # share of demos with a distractor of random colour and place
     # Image shifts of up to 4 px (the turned camera moves the table ~4 px), brightness, contrast.
     augment: AugmentConfig = field(
         default_factory=lambda: AugmentConfig(shift_px=4, brightness=0.4, contrast=0.2)
@@ -76,6 +78,7 @@ class Recipe:
 # results key -> recipe
 RECIPES = {
     "perturbed_augmented": Recipe(),
+    "perturbed_distractors": Recipe(distractors=0.7),
     "perturbed_randomized_scenes": Recipe(randomize_scene=1.0),
 }
 
@@ -105,9 +108,10 @@ def perturbed(policy, episodes: int) -> tuple[dict, float]:
     return out, round(100 * drop, 1)
 
 
-def expert_demos(tasks, a: argparse.Namespace, randomize: float = 0.0) -> ExpertDemos:
+def expert_demos(tasks, a: argparse.Namespace, recipe: Recipe | None = None) -> ExpertDemos:
     d = DemoConfig()
-    sim = SimConfig(cameras=d.cameras, randomize_scene=randomize)
+    recipe = recipe or Recipe()
+    sim = SimConfig(cameras=d.cameras, randomize_scene=recipe.randomize_scene, distractors=recipe.distractors)
     return ExpertDemos(tasks, a.demos or d.demos_per_task, 16, cameras=d.cameras, sim=sim)
 
 
@@ -176,8 +180,9 @@ def main(a: argparse.Namespace) -> dict:
     plot_perturbed(
         results["perturbed"], a.out / "vision_perturbed.png", "the demo's camera policy, perturbed"
     )
-    for key, recipe in RECIPES.items() if not a.no_robust else ():
-        data = expert_demos((*PICKS, "reach"), a, randomize=recipe.randomize_scene)
+    for key in a.recipes:
+        recipe = RECIPES[key]
+        data = expert_demos((*PICKS, "reach"), a, recipe)
         policy = train_like_demo(data, steps=a.steps, recipe=recipe)
         results[key], drop = perturbed(policy, a.perturbed_episodes)
         results[key.replace("perturbed", "worst_drop") + "_points"] = drop
@@ -224,7 +229,13 @@ if __name__ == "__main__":
     p.add_argument("--perturbed-episodes", type=int, default=20)
     p.add_argument("--baseline-episodes", type=int, default=30)
     p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--no-robust", action="store_true", help="skip the robustness recipes (RECIPES)")
+    p.add_argument(
+        "--recipes",
+        nargs="*",
+        choices=tuple(RECIPES),
+        default=list(RECIPES),
+        help="robustness recipes to run",
+    )
     p.add_argument("--resume", action="store_true", help="keep the runs in the results file, add the rest")
     p.add_argument(
         "--reuse", type=Path, help="a finished `flow-policy demo --out` directory instead of new runs"

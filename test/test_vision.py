@@ -237,6 +237,17 @@ def test_randomised_distractors_vary_in_colour_and_place_but_never_look_like_a_c
     assert np.allclose(model.geom("distractor_geom").rgba[:3], shown.distractor_rgb)
     assert np.allclose(model.body("distractor").pos[:2], shown.distractor_xy)
 
+    # SimConfig.distractors: only the distractor changes between episodes, drawn from the seed.
+    from flow_policy_node.sim.env import ArmEnv, SimConfig
+
+    env = ArmEnv(SimConfig(cameras=(), render=False, distractors=1.0))
+    looks = [(env.reset("pick_red", seed), env.scene)[1] for seed in (1, 2, 1)]
+    env.close()
+    assert all(s.distractor for s in looks) and looks[0] == looks[2] != looks[1]
+    assert {replace(s, distractor=False, distractor_rgb=(0, 0, 0), distractor_xy=(0, 0)) for s in looks} == {
+        replace(Scene(), distractor_rgb=(0, 0, 0), distractor_xy=(0, 0))
+    }
+
 
 def test_pictures_project_world_points_onto_the_camera_image() -> None:
     from flow_policy_node.sim.env import ArmEnv, SimConfig

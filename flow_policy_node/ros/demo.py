@@ -57,6 +57,7 @@ class DemoConfig:
     # Demos collected in scenes that look a little different each episode (camera pose,
     # light, paint, a distractor: sim/scene.py Scene.randomized); evaluation in the default one.
     randomize_scene: float = 0.0
+    distractors: float = 0.0  # share of demo scenes with a distractor (SimConfig.distractors)
 
     @classmethod
     def quick(cls, out: Path) -> DemoConfig:
@@ -107,6 +108,7 @@ def collect(cfg: DemoConfig, graph: Graph, client: GraphClient, bags: Path) -> N
                 real_time_factor=cfg.real_time_factor,
                 cameras=list(cfg.record_cameras),
                 randomize_scene=cfg.randomize_scene,
+                distractors=cfg.distractors,
             ),
         )
         graph.start(

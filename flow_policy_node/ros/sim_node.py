@@ -64,9 +64,16 @@ def _main(argv: list[str]) -> int:
             traj_topic = p("trajectory_topic", names.TRAJECTORY).value
             self.wall_clock = bool(p("wall_clock", False).value)
             randomize = float(p("randomize_scene", 0.0).value)
+            distractors = float(p("distractors", 0.0).value)
 
             self.env = ArmEnv(
-                SimConfig(image_size=size, cameras=cameras, render=False, randomize_scene=randomize)
+                SimConfig(
+                    image_size=size,
+                    cameras=cameras,
+                    render=False,
+                    randomize_scene=randomize,
+                    distractors=distractors,
+                )
             )
             self.names = list(self.env.arm.joint_names)
             self.executor_ = TrajectoryExecutor(self.env.lower, self.env.upper)

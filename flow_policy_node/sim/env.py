@@ -32,6 +32,9 @@ class SimConfig:
     # > 0: each episode's scene is scene.randomized(amount), drawn from its seed (domain
     # randomisation for collecting demos); 0: every episode looks like ``scene``.
     randomize_scene: float = 0.0
+    # > 0: that share of episodes gets a distractor of random colour and place (drawn from
+    # the seed), the rest none; the scene is otherwise unchanged. 0: as the scene says.
+    distractors: float = 0.0
 
 
 @dataclass
@@ -74,9 +77,11 @@ class ArmEnv:
         layout = t.sample_layout(seed)
         self._frames.clear()  # the layout may move what qpos does not hold (goal marker, obstacle)
         self.scene = self.config.scene
+        rng = np.random.default_rng([seed, 4242])
         if self.config.randomize_scene > 0:
-            rng = np.random.default_rng([seed, 4242])
-            self.scene = self.config.scene.randomized(rng, self.config.randomize_scene)
+            self.scene = self.scene.randomized(rng, self.config.randomize_scene)
+        if self.config.distractors > 0:
+            self.scene = self.scene.with_random_distractor(rng, self.config.distractors)
         apply_scene(self.model, self.scene)
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)

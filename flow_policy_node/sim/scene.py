@@ -76,7 +76,14 @@ class Scene:
             light=self.light * (1 + rng.uniform(-0.4, 0.4) * amount),
             cube_shade=self.cube_shade + rng.uniform(-0.08, 0.08) * amount,
             cube_scale=self.cube_scale * (1 + rng.uniform(-0.1, 0.1) * amount),
-            distractor=bool(rng.random() < 0.5 * amount),
+        ).with_random_distractor(rng, 0.5 * amount)
+
+    def with_random_distractor(self, rng: np.random.Generator, chance: float) -> Scene:
+        """This scene with, at ``chance``, a distractor of any hue but the cubes' (or a grey)
+        anywhere on the table outside the cubes' area; otherwise with none."""
+        return replace(
+            self,
+            distractor=bool(rng.random() < chance),
             distractor_rgb=_distractor_colour(rng),
             distractor_xy=_distractor_place(rng),
         )
