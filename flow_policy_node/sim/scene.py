@@ -102,7 +102,7 @@ def _distractor_colour(rng: np.random.Generator) -> tuple[float, float, float]:
 
 
 def _distractor_place(rng: np.random.Generator) -> tuple[float, float]:
-    """A table spot in view, at least 4 cm outside the area where cubes are placed."""
+    """A table spot around the cubes, at least 4 cm outside the area where they are placed."""
     (x0, y0), (x1, y1) = CUBE_AREA
     while True:
         x, y = rng.uniform(0.26, 0.62), rng.uniform(-0.26, 0.26)
