@@ -27,6 +27,7 @@ from flow_policy_node.observation import (
     image_key,
 )
 from flow_policy_node.tasks import CUBE_HALF
+from flow_policy_node.train.augment import AugmentConfig
 from flow_policy_node.train.loop import TrainConfig, train
 from flow_policy_node.train.synthetic import JOINTS, stats_of
 
@@ -78,26 +79,30 @@ class SquaresDataset(Dataset):
         }
 
 
-@pytest.fixture(scope="module")
-def squares_policy(tmp_path_factory):
-    torch.manual_seed(0)
+def squares_config(steps: int = 600, augment: AugmentConfig | None = None) -> TrainConfig:
     encoder = ObservationEncoderConfig(
         cameras=("front",),
         token_dim=32,
         image=ImageEncoderConfig(width=8, out_dim=32, stem_stride=2, keypoints=8),
         image_goal_tasks=tuple(TASKS[:2]),
     )
-    cfg = TrainConfig(
+    return TrainConfig(
         policy=PolicyConfig(
             kind="regression", horizon=4, encoder=encoder, velocity=VelocityNetConfig(hidden=128, depth=2)
         ),
-        steps=600,
+        steps=steps,
         batch_size=64,
         lr=3e-3,
         warmup_steps=20,
         ema_decay=0.9,
+        augment=augment or AugmentConfig(),
     )
-    return train(cfg, SquaresDataset(), tmp_path_factory.mktemp("squares")).eval()
+
+
+@pytest.fixture(scope="module")
+def squares_policy(tmp_path_factory):
+    torch.manual_seed(0)
+    return train(squares_config(), SquaresDataset(), tmp_path_factory.mktemp("squares")).eval()
 
 
 def test_goal_head_finds_the_commanded_object_and_ignores_a_given_goal(squares_policy) -> None:
@@ -123,6 +128,22 @@ def test_goal_head_finds_the_commanded_object_and_ignores_a_given_goal(squares_p
         np.zeros(7, np.float32), {"front": squares_image(np.zeros(2), np.ones(2) * 0.5)}, TASKS[2], given
     )
     np.testing.assert_allclose(squares_policy.goal_point(obs), given)
+
+
+def test_training_shifts_the_images_when_the_config_asks_for_it(tmp_path: Path) -> None:
+    """Where the squares are in the frame is the whole target here: shifting every training
+    image by up to 8 of its 32 pixels makes that position uncertain by about a quarter of the
+    frame, so the same run with augmentation ends with a much larger training loss."""
+
+    def final_loss(augment: AugmentConfig, name: str) -> float:
+        torch.manual_seed(0)
+        train(squares_config(300, augment), SquaresDataset(n=256), tmp_path / name)
+        rows = np.loadtxt(tmp_path / name / "metrics.csv", delimiter=",", skiprows=1, usecols=1)
+        return float(rows[-2:].mean())
+
+    plain = final_loss(AugmentConfig(), "plain")
+    shifted = final_loss(AugmentConfig(shift_px=8), "shifted")
+    assert shifted > 2 * plain, (shifted, plain)
 
 
 def test_goal_loss_only_where_a_label_exists() -> None:
