@@ -173,6 +173,35 @@ def test_disable_reset_and_refused_commands_stop_motion(checkpoint) -> None:
     assert res.task is None and rt.task == "" and "command refused" in rt.last_error
 
 
+def test_a_chunk_inferred_before_a_reset_never_reaches_the_next_episode(checkpoint) -> None:
+    """Reset and the same command again while a chunk is being inferred (the next episode of
+    an evaluation, or a user repeating a command): that chunk comes from the last episode's
+    pose and scene and must be dropped. It used to pass, because the task was the same; with
+    300 ms of inference it cost 20-50 points of success through ROS (benchmarks/delay.py)."""
+    clock = Clock()
+    rt, sink = make(checkpoint, clock)
+    real = rt.policy
+
+    class NextEpisodeDuringInference:  # the real policy; the episode changes while it runs
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def predict(self, obs, **kwargs):
+            rt.reset()
+            rt.command(TASKS[0])
+            return real.predict(obs, **kwargs)
+
+    observe(rt, clock)
+    rt.command(TASKS[0])
+    rt.policy = NextEpisodeDuringInference()
+    assert not rt.step() and sink.chunks() == []
+    rt.policy = real
+    clock.t += 0.1
+    observe(rt, clock, STATE + 0.05)  # the new episode's first observation
+    assert rt.step() and len(sink.chunks()) == 1
+    assert np.allclose(sink.chunks()[0].start, STATE + 0.05)  # from the new pose, not the old
+
+
 def test_free_text_waits_for_the_language_model_and_configure_does_not(checkpoint) -> None:
     clock = Clock()
     loader = GatedLoader(real_embedder())

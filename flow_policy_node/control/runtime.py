@@ -138,6 +138,10 @@ class PolicyRuntime:
         self.task = ""  # resolved task text ("" = no command: no motion)
         self.chunk_id = 0
         self.chunks_since_command = 0  # seeds restart with each command or reset
+        # Counts commands, resets and stops: a chunk is published only if none came while it
+        # was inferred. The task alone does not tell: the same command again after a reset
+        # (the next episode) would let the last episode's chunk through, from its old pose.
+        self.epoch = 0
         self.inferring = False
         self.last_error = ""
         self.holding_reason = ""
@@ -230,12 +234,13 @@ class PolicyRuntime:
         if res.task is None:
             self.hold(f"command refused: {res.message}")
             with self._lock:
-                self.task = ""
+                self.task, self.epoch = "", self.epoch + 1
                 self.last_error = f"command refused: {res.message}"
             self.sink.log("warn", self.last_error)
         else:
             with self._lock:
                 self.task, self.last_error, self.chunks_since_command = res.task, "", 0
+                self.epoch += 1
             self.sink.log("info", f"command: {res.message}")
             self._wake.set()  # run on the newest frame now, not on the next one
         return res
@@ -259,6 +264,7 @@ class PolicyRuntime:
     def set_enabled(self, enabled: bool) -> None:
         with self._lock:
             self.enabled = bool(enabled)
+            self.epoch += 0 if enabled else 1
         self._wake.set()
         if not enabled:
             self.hold("disabled")
@@ -269,6 +275,7 @@ class PolicyRuntime:
         self.hold("reset")
         with self._lock:
             self.task, self.last_error, self.chunks_since_command = "", "", 0
+            self.epoch += 1
             self._waiting_command = ""
             self.cache.goal = None
 
@@ -276,7 +283,7 @@ class PolicyRuntime:
         """The task ended (success, timeout, cancel): hold and wait for the next command."""
         self.hold(why)
         with self._lock:
-            self.task = ""
+            self.task, self.epoch = "", self.epoch + 1
 
     # --- goals: the node's ExecuteCommand action, one at a time -------------------------------
 
@@ -365,7 +372,7 @@ class PolicyRuntime:
     def step(self) -> bool:
         """Predict and publish the next chunk if one is due; True when a chunk went out."""
         with self._lock:
-            enabled, task = self.enabled, self.task
+            enabled, task, epoch = self.enabled, self.task, self.epoch
         if not enabled or not task:
             return False
         now = self.clock()
@@ -385,8 +392,8 @@ class PolicyRuntime:
         if segment is None:
             return False
         with self._lock:
-            if not self.enabled or self.task != task:
-                return False  # disabled, reset or re-commanded while inferring: drop it
+            if not self.enabled or self.epoch != epoch:
+                return False  # disabled, reset, stopped or re-commanded while inferring: drop it
             self.scheduler.commit(segment, self.clock())
             self.chunk_id += 1
             self.chunks_since_command += 1
