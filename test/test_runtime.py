@@ -94,12 +94,22 @@ def observe(rt: PolicyRuntime, clock: Clock, state=STATE) -> None:
     rt.put_image("front", bright_image(1.0), clock.t, "camera/front/image_raw")
 
 
+def fresh(rt: PolicyRuntime, clock: Clock, state=STATE) -> None:
+    """A frame 10 ms later: a command acts only on frames taken after it."""
+    clock.t += 0.01
+    observe(rt, clock, state)
+
+
 def test_nothing_moves_before_a_command_then_chunks_follow_the_observation(checkpoint) -> None:
     clock = Clock()
     rt, sink = make(checkpoint, clock)
     observe(rt, clock)
     assert not rt.step() and sink.trajectories == [] and rt.state() == IDLE
     assert rt.command(TASKS[0]).task == TASKS[0]
+    # The frame from before the command may show the last episode (a reset moved the arm a
+    # few ms ago): the first chunk waits for the next one.
+    assert not rt.step() and sink.trajectories == []
+    fresh(rt, clock)
     assert rt.step() and rt.state() == RUNNING
     traj = sink.trajectories[-1]
     assert traj.stamp == pytest.approx(clock.t - clock.per_call, abs=0.11)
@@ -114,8 +124,8 @@ def test_nothing_moves_before_a_command_then_chunks_follow_the_observation(check
 def test_stale_or_bad_observations_hold_once_and_say_why(checkpoint) -> None:
     clock = Clock()
     rt, sink = make(checkpoint, clock, max_observation_age=0.5)
-    observe(rt, clock)
     rt.command(TASKS[0])
+    fresh(rt, clock)
     assert rt.step()
     clock.t += 2.0  # nothing new for 2 s
     assert not rt.step()
@@ -155,8 +165,8 @@ def test_late_chunks_are_counted_and_reported(checkpoint) -> None:
 def test_disable_reset_and_refused_commands_stop_motion(checkpoint) -> None:
     clock = Clock()
     rt, sink = make(checkpoint, clock)
-    observe(rt, clock)
     rt.command(TASKS[0])
+    fresh(rt, clock)
     assert rt.step()
     rt.set_enabled(False)
     assert rt.state() == DISABLED and sink.trajectories[-1].positions.shape[0] == 1
@@ -191,8 +201,8 @@ def test_a_chunk_inferred_before_a_reset_never_reaches_the_next_episode(checkpoi
             rt.command(TASKS[0])
             return real.predict(obs, **kwargs)
 
-    observe(rt, clock)
     rt.command(TASKS[0])
+    fresh(rt, clock)
     rt.policy = NextEpisodeDuringInference()
     assert not rt.step() and sink.chunks() == []
     rt.policy = real
@@ -210,7 +220,9 @@ def test_free_text_waits_for_the_language_model_and_configure_does_not(checkpoin
     observe(rt, clock)
     res = rt.command("please grab the red block")
     assert res.how == "loading" and NOT_YET in rt.last_error and rt.task == "" and not rt.step()
-    assert rt.command(TASKS[0]).task == TASKS[0] and rt.step()  # exact commands run meanwhile
+    assert rt.command(TASKS[0]).task == TASKS[0]  # exact commands run meanwhile
+    fresh(rt, clock)
+    assert rt.step()
     rt.reset()
     rt.command("go to the target", wait_for_model=True)  # the node's initial command
     assert rt.task == "" and rt.last_error == ""
@@ -238,11 +250,11 @@ class Outcomes(list):
 def test_a_goal_ends_on_success_or_timeout_on_the_runtime_clock(checkpoint) -> None:
     clock = Clock()
     rt, sink = make(checkpoint, clock)
-    observe(rt, clock)
     done = Outcomes()
     assert rt.start_goal(TASKS[0], 4.0, done).task == TASKS[0]
+    fresh(rt, clock)
     assert not rt.idle and rt.task == TASKS[0] and rt.step()
-    clock.t += 1.0
+    clock.t += 0.99  # 1 s after the goal started
     observe(rt, clock)
     assert rt.step()
     progress = rt.goal_step()
@@ -304,7 +316,7 @@ def test_the_inference_thread_runs_on_fresh_frames_and_survives_a_failure(checkp
     rt.start_inference()
     try:
         rt.command(TASKS[0])
-        observe(rt, clock)  # a fresh primary frame wakes the thread
+        fresh(rt, clock)  # a fresh primary frame wakes the thread
         assert sink.wait_chunks(1), sink.logs
         # A frame of the right size that the model cannot take (4 channels): the thread
         # holds, says why, and carries on with the next good frame.

@@ -88,6 +88,45 @@ class ExpertReplay:
         return np.array([self.expert.act() for _ in range(self.horizon)], np.float32)
 
 
+class GoTo:
+    """A policy that always plans to hold ``goal`` (D,), recording the prefixes it is given."""
+
+    horizon, fps = 16, 10.0
+
+    def __init__(self, goal: np.ndarray) -> None:
+        self.goal, self.prefixes = goal, []
+
+    def predict(self, obs: Observation, *, prefix=None, seed=None) -> np.ndarray:
+        self.prefixes.append(None if prefix is None else np.array(prefix))
+        return np.tile(self.goal, (self.horizon, 1)).astype(np.float32)
+
+
+def test_chunked_evaluation_runs_the_nodes_scheduler_with_the_delay_in_simulated_time() -> None:
+    from flow_policy_node.control.chunking import ChunkingConfig
+
+    env = ArmEnv(SimConfig(render=False))
+    arm = default_arm()
+    start = env.reset("reach", 1000).state
+    goal = start.copy()
+    goal[0] += 0.8  # far enough that the velocity limit shapes the motion
+    policy = GoTo(goal)
+    cfg = EvalConfig(
+        tasks=("reach",), episodes=1, max_seconds=3.0, chunking=ChunkingConfig("rtc"), delay_ms=250
+    )
+    (episode,) = evaluate(policy, cfg, progress=False, env=env)["reach"].episodes
+    q = np.array(episode.joints)
+    assert len(q) == 31  # 3 s at 10 Hz, and the start
+    # The first chunk exists only 250 ms after its observation: the arm holds until then.
+    assert np.abs(q[:3, 0] - q[0, 0]).max() < 1e-3 and q[8, 0] > q[0, 0] + 0.1
+    # The node's safety limits apply: the target moves at most max velocity x dt per step.
+    assert q[-1, 0] - q[0, 0] < arm.max_velocity()[0] * 3.0 + 1e-3
+    # rtc: after the first chunk the policy is given the plan committed over the delay (3 steps)
+    # and the margin (4 steps).
+    assert policy.prefixes[0] is None and all(p is not None and len(p) == 3 + 4 for p in policy.prefixes[1:])
+    # A chunk every 4 steps (the execution horizon), not every step.
+    assert 6 <= len(policy.prefixes) <= 9, len(policy.prefixes)
+
+
 def test_evaluator_reports_success_jerk_and_latency(tmp_path) -> None:
     env = ArmEnv(SimConfig(render=False))
     reports = evaluate(ExpertReplay(env), EvalConfig(tasks=("reach",), episodes=3), progress=False, env=env)

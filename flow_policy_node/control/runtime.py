@@ -142,6 +142,7 @@ class PolicyRuntime:
         # was inferred. The task alone does not tell: the same command again after a reset
         # (the next episode) would let the last episode's chunk through, from its old pose.
         self.epoch = 0
+        self._commanded_at = -1e18  # node clock when the running task was commanded
         self.inferring = False
         self.last_error = ""
         self.holding_reason = ""
@@ -240,7 +241,7 @@ class PolicyRuntime:
         else:
             with self._lock:
                 self.task, self.last_error, self.chunks_since_command = res.task, "", 0
-                self.epoch += 1
+                self.epoch, self._commanded_at = self.epoch + 1, self.clock()
             self.sink.log("info", f"command: {res.message}")
             self._wake.set()  # run on the newest frame now, not on the next one
         return res
@@ -372,13 +373,18 @@ class PolicyRuntime:
     def step(self) -> bool:
         """Predict and publish the next chunk if one is due; True when a chunk went out."""
         with self._lock:
-            enabled, task, epoch = self.enabled, self.task, self.epoch
+            enabled, task, epoch, commanded_at = self.enabled, self.task, self.epoch, self._commanded_at
         if not enabled or not task:
             return False
         now = self.clock()
-        obs, _, problem = self.cache.snapshot(now)
+        obs, age, problem = self.cache.snapshot(now)
         if problem:
             self.hold(problem, kind="observations")
+            return False
+        if now - age <= commanded_at + 1e-9:
+            # A command acts on frames taken after it: those before may show the last episode
+            # (a reset moved the arm and the objects a few ms ago) and would start the new
+            # plan from the old pose. Costs at most one frame period.
             return False
         frame = self.cache.count(self.cache.primary)
         if frame == self._last_frame or not self.scheduler.due(now):

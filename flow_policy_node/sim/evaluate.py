@@ -1,7 +1,15 @@
 """Closed-loop evaluation of any Policy in the simulator, without ROS.
 
-Receding horizon, as the policy node runs on the robot: predict an (H, D) chunk, execute
-its first ``n_action_steps`` at the control rate, re-plan from the new observation.
+Two ways to run a policy:
+
+- receding horizon (default): predict an (H, D) chunk, execute its first
+  ``n_action_steps`` at the control rate, re-plan from the new observation;
+- chunked as the policy node runs it (``EvalConfig.chunking``): the node's ChunkScheduler
+  decides when to infer and how each chunk joins the plan (rtc, ensemble, naive), the
+  node's safety limits apply, and inference takes ``delay_ms`` of simulated time while the
+  arm goes on executing the plan. benchmarks/delay.py asks the same question through ROS
+  in real time; this answers it in seconds, and a gap between the two is the graph's.
+
 Reports success rate, time to success and smoothness (RMS jerk of the executed joint
 trajectory, rad/s^3), and plots example trajectories.
 """
@@ -10,12 +18,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from flow_policy_node.control.chunking import ChunkingConfig, ChunkScheduler
+from flow_policy_node.control.safety import JointLimits, limit_chunk
 from flow_policy_node.observation import Policy
 from flow_policy_node.sim.env import ArmEnv, SimConfig
 
@@ -27,6 +37,10 @@ class EvalConfig:
     seed: int = 1000  # evaluation seeds start here, away from the demo seeds
     n_action_steps: int = 8
     max_seconds: float = 10.0
+    # Chunks joined as the policy node joins them (dt comes from the env's fps), inference
+    # taking delay_ms of simulated time. None: receding horizon.
+    chunking: ChunkingConfig | None = None
+    delay_ms: float = 0.0
 
 
 @dataclass
@@ -62,7 +76,9 @@ def run_episode(env: ArmEnv, policy: Policy, task: str, seed: int, cfg: EvalConf
     start, dt = env.time, 1.0 / env.config.fps
     joints, chunk_ms = [env.joint_positions()], []
     steps = int(cfg.max_seconds / dt)
-    while len(joints) <= steps and not env.success():
+    if cfg.chunking is not None:
+        _run_chunked(env, policy, obs, seed, cfg, steps, joints, chunk_ms)
+    while cfg.chunking is None and len(joints) <= steps and not env.success():
         t0 = time.perf_counter()
         chunk = policy.predict(obs, seed=seed * 1000 + len(joints))
         chunk_ms.append((time.perf_counter() - t0) * 1000)
@@ -81,6 +97,42 @@ def run_episode(env: ArmEnv, policy: Policy, task: str, seed: int, cfg: EvalConf
         chunk_ms,
         np.array(joints).round(5).tolist(),
     )
+
+
+def _run_chunked(env: ArmEnv, policy, obs, seed: int, cfg: EvalConfig, steps: int, joints, chunk_ms) -> None:
+    """The policy node's loop (control/runtime.py) in simulated time, appending to ``joints``
+    and ``chunk_ms``: at each control step a chunk is inferred if the scheduler says one is
+    due; it is ready ``delay_ms`` later, joins the plan, is made safe, and the arm executes
+    the plan throughout (held where it is before the first chunk)."""
+    assert cfg.chunking is not None
+    dt = 1.0 / env.config.fps
+    sched = ChunkScheduler(replace(cfg.chunking, dt=dt), policy.horizon)
+    arm = env.arm
+    limits = JointLimits(
+        tuple(arm.joint_names), np.array(arm.lower()), np.array(arm.upper()), np.array(arm.max_velocity())
+    )
+    t, pending = 0.0, None
+    while len(joints) <= steps and not env.success():
+        if pending is None and sched.due(t):
+            prefix = sched.prefix(t)
+            t0 = time.perf_counter()
+            chunk = policy.predict(obs, prefix=prefix, seed=seed * 1000 + len(joints))
+            chunk_ms.append((time.perf_counter() - t0) * 1000)
+            k = 0 if prefix is None else len(prefix)
+            pending = (chunk, t, t + cfg.delay_ms / 1e3, obs.state.astype(np.float64), k)
+        # Ready before the next step: it takes over at a step boundary (its stamp) after then.
+        if pending is not None and pending[2] <= t + dt - 1e-9:
+            chunk, t_obs, ready, state, k = pending
+            pending = None
+            sched.record_delay(ready - t_obs)
+            segment = sched.schedule(chunk, t_obs, ready, state, k)
+            if segment is not None:
+                segment.positions, _ = limit_chunk(segment.positions, segment.start, dt, limits)
+                sched.commit(segment, ready)
+        action = sched.committed(np.array([t + dt]))[0] if sched.has_plan else env.joint_targets()
+        obs = env.step(action)
+        joints.append(env.joint_positions())
+        t += dt
 
 
 def evaluate(
