@@ -7,6 +7,7 @@ spins it on a SingleThreadedExecutor (see that module for why not a multi-thread
 
 from __future__ import annotations
 
+import os
 import sys
 
 from flow_policy_node.ros.env import run_node_main, spin
@@ -17,11 +18,20 @@ def _main(argv: list[str]) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
+    from flow_policy_node.control.commands import LOADING
     from flow_policy_node.ros.policy_lifecycle import PolicyNode
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = PolicyNode()
     spin(node, SingleThreadedExecutor(), node.close, idle=node.idle)
+    runtime = node.runtime
+    if runtime is not None and runtime.resolver.free_text == LOADING:
+        # Stopped while the language model still loads on its thread: interpreter exit would
+        # destroy the loader's native threads mid-run (std::terminate, exit code -6, seen
+        # under `ros2 launch` on a busy machine). Everything of ours is shut down by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
